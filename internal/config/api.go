@@ -1,0 +1,275 @@
+package config
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/httpapi"
+)
+
+// API is the Config API under /api/v1: sources and destinations, listed,
+// created, updated, deleted, and write keys rotated. Every change is
+// written to the state store and made live (Manager.Reload) before the
+// response, so the next request anywhere in this process sees it.
+type API struct {
+	repo *Repo
+	mgr  *Manager
+}
+
+// NewAPI returns the Config API over repo and mgr.
+func NewAPI(repo *Repo, mgr *Manager) *API { return &API{repo: repo, mgr: mgr} }
+
+// Register adds the Config API's routes to mux, each wrapped by auth.
+func (a *API) Register(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
+	h := func(pattern string, f http.HandlerFunc) { mux.Handle(pattern, auth(f)) }
+	h("GET /api/v1/sources", a.listSources)
+	h("POST /api/v1/sources", a.createSource)
+	h("GET /api/v1/sources/{id}", a.getSource)
+	h("PATCH /api/v1/sources/{id}", a.updateSource)
+	h("DELETE /api/v1/sources/{id}", a.deleteSource)
+	h("POST /api/v1/sources/{id}/rotate-write-key", a.rotateWriteKey)
+	h("GET /api/v1/destinations", a.listDestinations)
+	h("POST /api/v1/destinations", a.createDestination)
+	h("GET /api/v1/destinations/{id}", a.getDestination)
+	h("PATCH /api/v1/destinations/{id}", a.updateDestination)
+	h("DELETE /api/v1/destinations/{id}", a.deleteDestination)
+}
+
+// maxBody bounds a Config API request body.
+const maxBody = 1 << 20
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// errors, so a typo never passes silently.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("unexpected data after the JSON object")
+	}
+	if err == io.EOF {
+		err = errors.New("body is empty: send a JSON object")
+	}
+	if err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_json", "request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// respond maps a repository outcome to a response, making any change live first.
+func (a *API) respond(w http.ResponseWriter, r *http.Request, status int, v any, err error, changed bool) {
+	if err != nil {
+		writeRepoError(w, err)
+		return
+	}
+	if changed {
+		if err := a.mgr.Reload(r.Context()); err != nil {
+			httpapi.WriteError(w, http.StatusInternalServerError, "internal", "change saved but not yet live: "+err.Error())
+			return
+		}
+	}
+	if v == nil {
+		w.WriteHeader(status)
+		return
+	}
+	httpapi.WriteJSON(w, status, v)
+}
+
+func writeRepoError(w http.ResponseWriter, err error) {
+	if ve, ok := errors.AsType[*ValidationError](err); ok {
+		body := httpapi.ErrorBody{Error: httpapi.ErrorDetail{Code: "validation_error", Message: ve.Error()}}
+		for _, fe := range ve.Errors {
+			body.Error.Fields = append(body.Error.Fields, httpapi.FieldError{Path: fe.Path, Message: fe.Message})
+		}
+		httpapi.WriteJSON(w, http.StatusBadRequest, body)
+		return
+	}
+	switch {
+	case errors.Is(err, ErrNotFound):
+		httpapi.WriteError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, ErrConflict):
+		httpapi.WriteError(w, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, context.Canceled):
+		httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+	default:
+		httpapi.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
+func (a *API) listSources(w http.ResponseWriter, r *http.Request) {
+	s, err := a.repo.ListSources(r.Context())
+	a.respond(w, r, http.StatusOK, map[string]any{"sources": nonNil(s)}, err, false)
+}
+
+func (a *API) getSource(w http.ResponseWriter, r *http.Request) {
+	s, err := a.repo.GetSource(r.Context(), r.PathValue("id"))
+	a.respond(w, r, http.StatusOK, s, err, false)
+}
+
+// sourceBody is the JSON of a source create or update; absent fields are
+// left as they are on update.
+type sourceBody struct {
+	ID       *string `json:"id"`
+	Name     *string `json:"name"`
+	WriteKey *string `json:"write_key"`
+}
+
+func (a *API) createSource(w http.ResponseWriter, r *http.Request) {
+	var b sourceBody
+	if !decode(w, r, &b) {
+		return
+	}
+	s := Source{ID: deref(b.ID), Name: deref(b.Name), WriteKey: deref(b.WriteKey), Origin: OriginAPI}
+	if s.Name == "" {
+		s.Name = s.ID
+	}
+	created, err := a.repo.CreateSource(r.Context(), s)
+	a.respond(w, r, http.StatusCreated, created, err, true)
+}
+
+func (a *API) updateSource(w http.ResponseWriter, r *http.Request) {
+	var b sourceBody
+	if !decode(w, r, &b) {
+		return
+	}
+	s, err := a.repo.GetSource(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeRepoError(w, err)
+		return
+	}
+	if b.ID != nil && *b.ID != s.ID {
+		httpapi.WriteError(w, http.StatusBadRequest, "validation_error", "id cannot be changed")
+		return
+	}
+	if b.Name != nil {
+		s.Name = *b.Name
+	}
+	if b.WriteKey != nil {
+		s.WriteKey = *b.WriteKey
+	}
+	updated, err := a.repo.UpdateSource(r.Context(), s)
+	a.respond(w, r, http.StatusOK, updated, err, true)
+}
+
+func (a *API) deleteSource(w http.ResponseWriter, r *http.Request) {
+	err := a.repo.DeleteSource(r.Context(), r.PathValue("id"))
+	a.respond(w, r, http.StatusNoContent, nil, err, true)
+}
+
+// rotateBody is the JSON of a write-key rotation.
+type rotateBody struct {
+	// Grace keeps the old key valid this long, e.g. "24h". Default: 0.
+	Grace string `json:"grace"`
+}
+
+func (a *API) rotateWriteKey(w http.ResponseWriter, r *http.Request) {
+	var b rotateBody
+	if r.ContentLength != 0 && !decode(w, r, &b) {
+		return
+	}
+	var grace time.Duration
+	if b.Grace != "" {
+		var err error
+		if grace, err = time.ParseDuration(b.Grace); err != nil || grace < 0 {
+			httpapi.WriteError(w, http.StatusBadRequest, "validation_error", fmt.Sprintf("grace %q: want a non-negative duration such as 24h", b.Grace))
+			return
+		}
+	}
+	s, err := a.repo.RotateWriteKey(r.Context(), r.PathValue("id"), grace)
+	a.respond(w, r, http.StatusOK, s, err, true)
+}
+
+func (a *API) listDestinations(w http.ResponseWriter, r *http.Request) {
+	d, err := a.repo.ListDestinations(r.Context())
+	a.respond(w, r, http.StatusOK, map[string]any{"destinations": nonNil(d)}, err, false)
+}
+
+func (a *API) getDestination(w http.ResponseWriter, r *http.Request) {
+	d, err := a.repo.GetDestination(r.Context(), r.PathValue("id"))
+	a.respond(w, r, http.StatusOK, d, err, false)
+}
+
+// destinationBody is the JSON of a destination create or update; absent
+// fields are left as they are on update.
+type destinationBody struct {
+	ID       *string         `json:"id"`
+	Name     *string         `json:"name"`
+	Type     *string         `json:"type"`
+	Enabled  *bool           `json:"enabled"`
+	Sources  *[]string       `json:"sources"`
+	Settings *map[string]any `json:"settings"`
+}
+
+func (b *destinationBody) apply(d *Destination) {
+	if b.Name != nil {
+		d.Name = *b.Name
+	}
+	if b.Type != nil {
+		d.Type = *b.Type
+	}
+	if b.Enabled != nil {
+		d.Enabled = *b.Enabled
+	}
+	if b.Sources != nil {
+		d.Sources = *b.Sources
+	}
+	if b.Settings != nil {
+		d.Settings = *b.Settings
+	}
+}
+
+func (a *API) createDestination(w http.ResponseWriter, r *http.Request) {
+	var b destinationBody
+	if !decode(w, r, &b) {
+		return
+	}
+	d := Destination{ID: deref(b.ID), Enabled: true, Origin: OriginAPI, Settings: map[string]any{}}
+	b.apply(&d)
+	created, err := a.repo.CreateDestination(r.Context(), d)
+	a.respond(w, r, http.StatusCreated, created, err, true)
+}
+
+func (a *API) updateDestination(w http.ResponseWriter, r *http.Request) {
+	var b destinationBody
+	if !decode(w, r, &b) {
+		return
+	}
+	d, err := a.repo.GetDestination(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeRepoError(w, err)
+		return
+	}
+	if b.ID != nil && *b.ID != d.ID {
+		httpapi.WriteError(w, http.StatusBadRequest, "validation_error", "id cannot be changed")
+		return
+	}
+	b.apply(&d)
+	updated, err := a.repo.UpdateDestination(r.Context(), d)
+	a.respond(w, r, http.StatusOK, updated, err, true)
+}
+
+func (a *API) deleteDestination(w http.ResponseWriter, r *http.Request) {
+	err := a.repo.DeleteDestination(r.Context(), r.PathValue("id"))
+	a.respond(w, r, http.StatusNoContent, nil, err, true)
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

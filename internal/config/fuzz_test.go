@@ -1,0 +1,61 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzParse checks that no input makes the loader panic, and that it always
+// returns either a config that marshals to JSON or a *LoadError.
+func FuzzParse(f *testing.F) {
+	seeds, err := filepath.Glob("testdata/*.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	seeds = append(seeds, "../../docs/examples/conflux.yaml")
+	for _, path := range seeds {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	lookup := lookupIn(testEnv)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := parse("fuzz.yaml", data, lookup)
+		if err != nil {
+			if cfg != nil {
+				t.Errorf("config %v returned with error %v", cfg, err)
+			}
+			le, ok := errors.AsType[*LoadError](err)
+			if !ok || len(le.Errors) == 0 {
+				t.Fatalf("error %T %v, want a non-empty *LoadError", err, err)
+			}
+			for _, fe := range le.Errors {
+				if fe.File != "fuzz.yaml" || fe.Message == "" {
+					t.Errorf("incomplete FieldError %+v", fe)
+				}
+			}
+			return
+		}
+		if cfg == nil {
+			t.Fatal("nil config without error")
+		}
+		if _, err := json.Marshal(cfg); err != nil {
+			t.Errorf("loaded config does not marshal to JSON: %v", err)
+		}
+		for _, s := range cfg.Sources {
+			if s.Origin != OriginFile || s.Name == "" {
+				t.Errorf("source %+v lacks origin or name", s)
+			}
+		}
+		for _, d := range cfg.Destinations {
+			if d.Origin != OriginFile || d.Settings == nil || d.Sources == nil {
+				t.Errorf("destination %+v lacks origin, settings or sources", d)
+			}
+		}
+	})
+}

@@ -1,0 +1,548 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// testEnv is the environment the fixtures see; tests never touch the real one.
+var testEnv = map[string]string{
+	"CONFLUX_TEST_TOKEN": "test-admin-token-0123456789",
+	"ARCHIVE_ENABLED":    "true",
+	"EMPTY":              "",
+	"WORD":               "word",
+}
+
+func lookupIn(env map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	}
+}
+
+// parseFile parses a file under testdata/ with testEnv.
+func parseFile(t *testing.T, file string) (*Config, error) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parse(file, data, lookupIn(testEnv))
+}
+
+// loadErrors returns the problems in err, failing the test if err is not a
+// *LoadError.
+func loadErrors(t *testing.T, err error) []*FieldError {
+	t.Helper()
+	le, ok := errors.AsType[*LoadError](err)
+	if !ok {
+		t.Fatalf("error is %T, want *LoadError: %v", err, err)
+	}
+	if len(le.Errors) == 0 {
+		t.Fatal("LoadError without errors")
+	}
+	return le.Errors
+}
+
+// badFile is one *.bad.yaml fixture and the error it must produce.
+type badFile struct {
+	file              string
+	wantErr           string
+	wantLine, wantCol int
+}
+
+var badFiles = []badFile{
+	{"unknown-top-key.bad.yaml", "sorces: unknown field (did you mean sources?)", 2, 1},
+	{"unknown-source-key.bad.yaml", "sources[0].writekey: unknown field (did you mean write_key?)", 3, 5},
+	{"unknown-destination-key.bad.yaml", "destinations[0].source: unknown field (did you mean sources?)", 6, 5},
+	{"wrong-kind-list.bad.yaml", "sources: must be a list", 2, 3},
+	{"wrong-kind-mapping.bad.yaml", "sources[0]: must be a mapping", 2, 5},
+	{"wrong-kind-string.bad.yaml", "sources[0].name: must be a string", 3, 11},
+	{"wrong-kind-bool.bad.yaml", "destinations[0].enabled: must be true or false", 6, 14},
+	{"top-level-list.bad.yaml", "the top level must be a mapping", 1, 1},
+	{"bad-id.bad.yaml", `sources[0].id: "Web Site" is not a valid id`, 2, 9},
+	{"missing-id.bad.yaml", "sources[1].id: required", 3, 5},
+	{"missing-type.bad.yaml", "destinations[0].type: required", 2, 5},
+	{"bad-write-key.bad.yaml", `sources[0].write_key: contains ':'`, 3, 16},
+	{"duplicate-id.bad.yaml", `sources[2].id: duplicate source id "web" (first declared at line 2)`, 4, 9},
+	{"duplicate-destination-id.bad.yaml", `destinations[1].id: duplicate destination id "hook" (first declared at line 2)`, 4, 9},
+	{"duplicate-write-key.bad.yaml", "sources[1].write_key: same write key as sources[0] (line 3)", 5, 16},
+	{"undeclared-source.bad.yaml", `destinations[0].sources[1]: source "mobile" is not declared in sources`, 6, 20},
+	{"settings-not-mapping.bad.yaml", "destinations[0].settings: must be a mapping", 7, 15},
+	{"settings-key-not-string.bad.yaml", "destinations[0].settings: keys must be strings", 6, 7},
+	{"settings-big-int.bad.yaml", "destinations[0].settings.account: integer 12345678901234567890 is too large", 5, 16},
+	{"settings-nan.bad.yaml", "destinations[0].settings.ratio: .nan is not a JSON number", 5, 14},
+	{"settings-tag.bad.yaml", "destinations[0].settings.key: unsupported tag !vault", 5, 12},
+	{"settings-alias-cycle.bad.yaml", "destinations[0].settings.self[0]: alias *loop refers to a value that contains it", 5, 14},
+	{"merge-key.bad.yaml", "destinations[0]: merge keys (<<) are not supported", 4, 5},
+	{"bad-public-url.bad.yaml", "public_url: must be an absolute http or https URL", 1, 13},
+	{"public-url-query.bad.yaml", "public_url: must not have a query or fragment", 1, 13},
+	{"bad-cidr.bad.yaml", `trusted_proxies[1]: "192.168.1.0/33" is not an IP address or CIDR prefix`, 3, 5},
+	{"short-admin-token.bad.yaml", "admin_token: must be at least 16 characters", 1, 14},
+	{"unset-env.bad.yaml", "sources[0].write_key: environment variable CONFLUX_TEST_UNSET is not set", 3, 16},
+	{"bare-dollar.bad.yaml", "sources[0].write_key: $WEB_WRITE_KEY is not expanded: write ${WEB_WRITE_KEY}", 3, 16},
+	{"duplicate-key.bad.yaml", "sources[0].name: duplicate key (first at line 3)", 4, 5},
+	{"two-documents.bad.yaml", "more than one YAML document", 3, 1},
+	// The YAML parser reports a line but no column.
+	{"syntax.bad.yaml", "invalid YAML: mapping values are not allowed in this context", 3, 0},
+	{"multiple.bad.yaml", "admin_token: must be at least 16 characters", 1, 14},
+}
+
+func TestParseBadFiles(t *testing.T) {
+	for _, tc := range badFiles {
+		t.Run(tc.file, func(t *testing.T) {
+			cfg, err := parseFile(t, tc.file)
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.wantErr)
+			}
+			if cfg != nil {
+				t.Errorf("config = %v, want nil on error", cfg)
+			}
+			errs := loadErrors(t, err)
+			i := slices.IndexFunc(errs, func(fe *FieldError) bool { return strings.Contains(fe.Error(), tc.wantErr) })
+			if i < 0 {
+				t.Fatalf("no error contains %q; got:\n%v", tc.wantErr, err)
+			}
+			fe := errs[i]
+			if fe.File != tc.file || fe.Line != tc.wantLine || fe.Col != tc.wantCol {
+				t.Errorf("error %q at %s:%d:%d, want %s:%d:%d", fe, fe.File, fe.Line, fe.Col, tc.file, tc.wantLine, tc.wantCol)
+			}
+			wantPrefix := fmt.Sprintf("%s:%d:%d: ", tc.file, tc.wantLine, tc.wantCol)
+			if tc.wantCol == 0 { // the YAML parser reports no column for syntax errors
+				wantPrefix = fmt.Sprintf("%s:%d: ", tc.file, tc.wantLine)
+			}
+			if !strings.HasPrefix(fe.Error(), wantPrefix) {
+				t.Errorf("error %q does not start with %q", fe, wantPrefix)
+			}
+		})
+	}
+}
+
+// TestEveryBadFileIsInTheTable keeps fixtures and expectations in step.
+func TestEveryBadFileIsInTheTable(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.bad.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		if !slices.ContainsFunc(badFiles, func(tc badFile) bool { return tc.file == name }) {
+			t.Errorf("%s has no entry in badFiles", name)
+		}
+	}
+}
+
+func TestParseGoodFiles(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no good fixtures")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			cfg, err := parseFile(t, filepath.Base(f))
+			if err != nil {
+				t.Fatalf("unexpected error:\n%v", err)
+			}
+			if cfg == nil {
+				t.Fatal("nil config without error")
+			}
+			if _, err := json.Marshal(cfg); err != nil {
+				t.Errorf("config does not marshal to JSON: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseFull(t *testing.T) {
+	cfg, err := parseFile(t, "full.good.yaml")
+	if err != nil {
+		t.Fatalf("unexpected error:\n%v", err)
+	}
+	if got, want := cfg.AdminToken.Value(), testEnv["CONFLUX_TEST_TOKEN"]; got != want {
+		t.Errorf("AdminToken = %q, want %q", got, want)
+	}
+	if got, want := cfg.PublicURL, "https://collect.example.com"; got != want {
+		t.Errorf("PublicURL = %q, want %q", got, want)
+	}
+	wantProxies := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("127.0.0.1/32"),
+		netip.MustParsePrefix("::1/128"),
+		netip.MustParsePrefix("192.168.1.0/24"),
+	}
+	if !slices.Equal(cfg.TrustedProxies, wantProxies) {
+		t.Errorf("TrustedProxies = %v, want %v", cfg.TrustedProxies, wantProxies)
+	}
+	wantSources := []Source{
+		{ID: "web", Name: "Website", WriteKey: "webKey0123456789", Origin: OriginFile},
+		{ID: "ios", Name: "ios", WriteKey: "iosKey0123456789", Origin: OriginFile},
+		{ID: "42", Name: "42", Origin: OriginFile},
+	}
+	if !reflect.DeepEqual(cfg.Sources, wantSources) {
+		t.Errorf("Sources =\n%+v\nwant\n%+v", cfg.Sources, wantSources)
+	}
+	headers := map[string]any{"Authorization": "Bearer none", "X-Count": "3"}
+	wantDestinations := []Destination{
+		{
+			ID: "hook", Name: "Order webhook", Type: "webhook", Enabled: true,
+			Sources: []string{"web", "ios"},
+			Settings: map[string]any{
+				"url":     "https://example.com/hook?token=${literal}",
+				"headers": headers,
+				"timeout": float64(30),
+				"ratio":   0.25,
+				"big":     float64(1 << 53),
+				"hex":     float64(31),
+				"verbose": false,
+				"nothing": nil,
+				"tags":    []any{"a", float64(1), true, nil},
+				"nested":  map[string]any{"a": map[string]any{"b": []any{map[string]any{"c": "d"}}}},
+				"date":    "2024-01-02",
+			},
+			Origin: OriginFile,
+		},
+		{
+			ID: "archive", Type: "webhook", Enabled: true,
+			Sources:  []string{"web"},
+			Settings: map[string]any{"headers": headers},
+			Origin:   OriginFile,
+		},
+		{
+			ID: "disabled", Type: "amplitude", Enabled: false,
+			Sources:  []string{},
+			Settings: map[string]any{},
+			Origin:   OriginFile,
+		},
+	}
+	if !reflect.DeepEqual(cfg.Destinations, wantDestinations) {
+		t.Errorf("Destinations =\n%+v\nwant\n%+v", cfg.Destinations, wantDestinations)
+	}
+}
+
+// TestParseSettingsMatchJSON checks the promise that file settings equal the
+// same settings decoded from JSON, as the Config API and the store do.
+func TestParseSettingsMatchJSON(t *testing.T) {
+	yamlText := `
+destinations:
+  - id: d
+    type: webhook
+    settings:
+      n: 3
+      f: 1.5
+      neg: -7
+      list: [1, "x", null, {k: false}]
+`
+	jsonText := `{"n": 3, "f": 1.5, "neg": -7, "list": [1, "x", null, {"k": false}]}`
+	cfg, err := parse("t.yaml", []byte(yamlText), lookupIn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]any
+	if err := json.Unmarshal([]byte(jsonText), &want); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Destinations[0].Settings; !reflect.DeepEqual(got, want) {
+		t.Errorf("settings = %#v, want %#v", got, want)
+	}
+}
+
+func TestParseMultipleErrors(t *testing.T) {
+	_, err := parseFile(t, "multiple.bad.yaml")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := []string{
+		"multiple.bad.yaml:1:14: admin_token: must be at least 16 characters",
+		"multiple.bad.yaml:2:13: public_url: must be an absolute http or https URL",
+		`multiple.bad.yaml:4:9: sources[0].id: "Web" is not a valid id`,
+		"multiple.bad.yaml:5:5: sources[0].writekey: unknown field (did you mean write_key?)",
+		"multiple.bad.yaml:7:16: sources[1].write_key: environment variable MISSING is not set",
+		`multiple.bad.yaml:11:20: destinations[0].sources[1]: source "nope" is not declared in sources`,
+		"multiple.bad.yaml:12:15: destinations[0].settings: must be a mapping",
+	}
+	errs := loadErrors(t, err)
+	if len(errs) != len(want) {
+		t.Errorf("got %d errors, want %d:\n%v", len(errs), len(want), err)
+	}
+	for i := range min(len(errs), len(want)) {
+		if !strings.HasPrefix(errs[i].Error(), want[i]) {
+			t.Errorf("error %d = %q, want prefix %q", i, errs[i], want[i])
+		}
+	}
+	if lines := strings.Split(err.Error(), "\n"); len(lines) != len(errs) {
+		t.Errorf("Error() has %d lines, want one per problem (%d)", len(lines), len(errs))
+	}
+}
+
+func TestParseEmpty(t *testing.T) {
+	for _, text := range []string{"", "\n", "# nothing\n", "---\n", "~\n", "null\n"} {
+		t.Run(fmt.Sprintf("%q", text), func(t *testing.T) {
+			cfg, err := parse("empty.yaml", []byte(text), lookupIn(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg, &Config{}) {
+				t.Errorf("config = %+v, want empty", cfg)
+			}
+		})
+	}
+}
+
+func TestExpand(t *testing.T) {
+	tests := []struct {
+		name, in, want, wantErr string
+	}{
+		{"plain", "abc", "abc", ""},
+		{"set", "${WORD}", "word", ""},
+		{"embedded", "a-${WORD}-b${WORD}", "a-word-bword", ""},
+		{"default unused", "${WORD:-other}", "word", ""},
+		{"default for unset", "${NOPE:-other}", "other", ""},
+		{"default for empty", "${EMPTY:-other}", "other", ""},
+		{"empty default", "${NOPE:-}", "", ""},
+		{"default with colon", "${NOPE:-http://x:80}", "http://x:80", ""},
+		{"set but empty", "${EMPTY}", "", ""},
+		{"escaped", "$${WORD} costs $$5", "${WORD} costs $5", ""},
+		{"lone dollar", "5$ or $5 or $", "5$ or $5 or $", ""},
+		{"no re-expansion", "${NOPE:-$${WORD}}", "$${WORD}", ""},
+		{"unset", "${NOPE}", "", "environment variable NOPE is not set"},
+		{"bare name", "$WORD", "", "$WORD is not expanded"},
+		{"bad name", "${A-B}", "", "invalid reference ${A-B}"},
+		{"empty name", "${}", "", "invalid reference ${}"},
+		{"unterminated", "${WORD", "", "unterminated ${"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &loader{file: "t.yaml", lookupEnv: lookupIn(testEnv)}
+			got, ok := l.expand(fixedPath("p"), nil, tc.in)
+			if tc.wantErr == "" {
+				if !ok || len(l.errs) > 0 || got != tc.want {
+					t.Errorf("expand(%q) = %q, %v, %v; want %q", tc.in, got, ok, l.errs, tc.want)
+				}
+				return
+			}
+			if ok || len(l.errs) == 0 || !strings.Contains(l.errs[0].Message, tc.wantErr) {
+				t.Errorf("expand(%q) = %q, %v, %v; want error %q", tc.in, got, ok, l.errs, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseEnvEnabled(t *testing.T) {
+	const text = "destinations:\n  - id: d\n    type: webhook\n    enabled: ${ON}\n"
+	for _, tc := range []struct {
+		value   string
+		want    bool
+		wantErr bool
+	}{
+		{"true", true, false},
+		{"false", false, false},
+		{"FALSE", false, false},
+		{"yes", false, true},
+		{"", false, true},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			cfg, err := parse("t.yaml", []byte(text), lookupIn(map[string]string{"ON": tc.value}))
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "t.yaml:4:14: destinations[0].enabled: must be true or false") {
+					t.Errorf("err = %v, want must be true or false at 4:14", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Destinations[0].Enabled; got != tc.want {
+				t.Errorf("Enabled = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParsePublicURL(t *testing.T) {
+	for _, tc := range []struct{ in, want, wantErr string }{
+		{"https://collect.example.com", "https://collect.example.com", ""},
+		{"http://localhost:8080/", "http://localhost:8080", ""},
+		{"https://example.com/conflux/", "https://example.com/conflux", ""},
+		{"ftp://example.com", "", "must be an absolute http or https URL"},
+		{"/collect", "", "must be an absolute http or https URL"},
+		{"https:example.com", "", "must include a host"},
+		{"https://", "", "must include a host"},
+		{"https://user:pw@example.com", "", "must not contain a user name or password"},
+		{"https://example.com/#top", "", "must not have a query or fragment"},
+		{"https://example.com/?", "", "must not have a query or fragment"},
+		{"https://exa mple.com", "", "not a valid URL"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			cfg, err := parse("t.yaml", []byte("public_url: "+tc.in+"\n"), lookupIn(nil))
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cfg.PublicURL != tc.want {
+					t.Errorf("PublicURL = %q, want %q", cfg.PublicURL, tc.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "t.yaml:1:13: public_url: "+tc.wantErr) {
+				t.Errorf("err = %v, want %q", err, tc.wantErr)
+			}
+			if err != nil && strings.Contains(err.Error(), "pw") {
+				t.Errorf("error %q repeats the URL's password", err)
+			}
+		})
+	}
+}
+
+// TestSecretsNotPrinted proves that neither formatting nor JSON reveals the
+// admin token of a loaded config.
+func TestSecretsNotPrinted(t *testing.T) {
+	const token = "very-secret-admin-token-42"
+	text := "admin_token: ${TOKEN}\nsources:\n  - id: web\n"
+	cfg, err := parse("t.yaml", []byte(text), lookupIn(map[string]string{"TOKEN": token}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AdminToken.Value() != token {
+		t.Fatalf("AdminToken not loaded: the test proves nothing")
+	}
+	printed := fmt.Sprintf("%v %+v %s", cfg, *cfg, cfg.AdminToken)
+	if strings.Contains(printed, token) {
+		t.Errorf("formatted config contains the admin token: %s", printed)
+	}
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), token) {
+		t.Errorf("JSON config contains the admin token: %s", data)
+	}
+
+	// Nor do errors about it.
+	_, err = parse("t.yaml", []byte("admin_token: ${TOKEN}\n"), lookupIn(map[string]string{"TOKEN": "short secret"}))
+	if err == nil || strings.Contains(err.Error(), "short secret") {
+		t.Errorf("err = %v, want an error that does not repeat the token", err)
+	}
+}
+
+// TestExampleConfig keeps docs/examples/conflux.yaml loadable.
+func TestExampleConfig(t *testing.T) {
+	const path = "../../docs/examples/conflux.yaml"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parse(path, data, lookupIn(nil))
+	if err != nil {
+		t.Fatalf("example does not load:\n%v", err)
+	}
+	if got := cfg.AdminToken.Value(); got != "change-me-to-a-long-random-token" {
+		t.Errorf("AdminToken default = %q", got)
+	}
+	if len(cfg.Sources) != 2 {
+		t.Errorf("got %d sources, want 2", len(cfg.Sources))
+	}
+	if len(cfg.Destinations) != 1 || cfg.Destinations[0].Type != "webhook" {
+		t.Fatalf("destinations = %+v, want one webhook", cfg.Destinations)
+	}
+	settings := cfg.Destinations[0].Settings
+	if _, ok := settings["url"].(string); !ok {
+		t.Errorf("webhook settings lack a url: %v", settings)
+	}
+	if _, ok := settings["headers"].(map[string]any); !ok {
+		t.Errorf("webhook settings lack headers: %v", settings)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	t.Run("good", func(t *testing.T) {
+		cfg, err := Load("testdata/minimal.good.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cfg.Sources) != 1 || cfg.Sources[0].ID != "web" {
+			t.Errorf("Sources = %+v", cfg.Sources)
+		}
+	})
+	t.Run("bad names the path", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "conflux.yaml")
+		if err := os.WriteFile(path, []byte("sources:\n  - id: web\n    writekey: x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(path)
+		want := path + ":3:5: sources[0].writekey: unknown field (did you mean write_key?)"
+		if err == nil || err.Error() != want {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+		if fe, ok := errors.AsType[*FieldError](err); !ok || fe.Path != "sources[0].writekey" {
+			t.Errorf("errors.AsType[*FieldError] = %v, %v", fe, ok)
+		}
+	})
+	t.Run("missing", func(t *testing.T) {
+		_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("err = %v, want fs.ErrNotExist", err)
+		}
+	})
+}
+
+func TestSuggest(t *testing.T) {
+	for _, tc := range []struct{ key, want string }{
+		{"writekey", "write_key"},
+		{"Write_Key", "write_key"},
+		{"nmae", "name"},
+		{"ids", "id"},
+		{"url", ""},
+		{"x", ""},
+	} {
+		if got := suggestKey(tc.key, sourceFields); got != tc.want {
+			t.Errorf("suggestKey(%q) = %q, want %q", tc.key, got, tc.want)
+		}
+	}
+}
+
+func TestParseAliasBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("destinations:\n  - id: d\n    type: webhook\n    settings:\n      a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i < 10; i++ {
+		fmt.Fprintf(&b, "      a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	_, err := parse("bomb.yaml", []byte(b.String()), lookupIn(nil))
+	if err == nil || !strings.Contains(err.Error(), "expands to more than") {
+		t.Errorf("err = %v, want a too-many-values error", err)
+	}
+}
+
+func TestParseDeepSettings(t *testing.T) {
+	text := "destinations:\n  - id: d\n    type: webhook\n    settings: {a: " + strings.Repeat("[", 100) + strings.Repeat("]", 100) + "}\n"
+	_, err := parse("deep.yaml", []byte(text), lookupIn(nil))
+	if err == nil || !strings.Contains(err.Error(), "nested more than 64 levels deep") {
+		t.Errorf("err = %v, want a nesting error", err)
+	}
+}
+
+func TestParseTooManyErrors(t *testing.T) {
+	var b strings.Builder
+	for i := range maxErrors + 50 {
+		fmt.Fprintf(&b, "unknown%d: x\n", i)
+	}
+	_, err := parse("many.yaml", []byte(b.String()), lookupIn(nil))
+	errs := loadErrors(t, err)
+	if len(errs) != maxErrors+1 {
+		t.Fatalf("got %d errors, want %d and a summary", len(errs), maxErrors)
+	}
+	if got, want := errs[maxErrors].Error(), "many.yaml: too many errors: 50 more not shown"; got != want {
+		t.Errorf("last error = %q, want %q", got, want)
+	}
+}

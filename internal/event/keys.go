@@ -1,0 +1,61 @@
+package event
+
+import (
+	"errors"
+	"time"
+)
+
+// Keys are the fields of a stored (normalized) event that the stages after
+// collection route and deduplicate by.
+type Keys struct {
+	MessageID   []byte // unescaped; aliases the record unless it had escapes
+	UserID      []byte
+	AnonymousID []byte
+	ReceivedAt  time.Time
+}
+
+// ErrNoMessageID means a record lacks the messageId every stored event has:
+// the record is corrupt.
+var ErrNoMessageID = errors.New("record has no messageId")
+
+// PeekKeys reads Keys from one record's JSON, validating the JSON as it
+// goes, without decoding the rest.
+func PeekKeys(rec []byte) (Keys, error) {
+	var k Keys
+	i := skipSpace(rec, 0)
+	if i >= len(rec) || rec[i] != '{' {
+		return k, errAt(i, "record is not a JSON object")
+	}
+	var recv []byte
+	end, err := scanObject(rec, i, 0, func(keyTok []byte, _ int, esc bool, vs, ve int) error {
+		if rec[vs] != '"' {
+			return nil
+		}
+		switch string(keyBytes(keyTok, esc)) {
+		case "messageId":
+			k.MessageID = idBytes(rec, span{vs, ve})
+		case "userId":
+			k.UserID = idBytes(rec, span{vs, ve})
+		case "anonymousId":
+			k.AnonymousID = idBytes(rec, span{vs, ve})
+		case "receivedAt":
+			recv = rec[vs:ve]
+		}
+		return nil
+	})
+	if err != nil {
+		return k, err
+	}
+	if skipSpace(rec, end) != len(rec) {
+		return k, errAt(end, "unexpected data after the record's JSON object")
+	}
+	if len(k.MessageID) == 0 {
+		return k, ErrNoMessageID
+	}
+	if recv != nil {
+		if t, err := parseTime(recv); err == nil {
+			k.ReceivedAt = t
+		}
+	}
+	return k, nil
+}

@@ -1,0 +1,290 @@
+// Package server is the composition root of `conflux serve`: it opens the
+// state store and the log, builds each stage with its dependencies, mounts
+// the HTTP APIs on one listener, and shuts everything down in the order
+// that keeps the promise "nothing acknowledged is lost".
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/collect"
+	"github.com/confluxcdp/conflux/internal/config"
+	"github.com/confluxcdp/conflux/internal/httpapi"
+	"github.com/confluxcdp/conflux/internal/process/suppress"
+	"github.com/confluxcdp/conflux/internal/store"
+	"github.com/confluxcdp/conflux/internal/stream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options configure a server. Zero values take the documented defaults.
+type Options struct {
+	// Addr to listen on. Default: 127.0.0.1:8088.
+	Addr string
+	// DataDir holds the embedded log and the SQLite state. Default: ./conflux-data.
+	DataDir string
+	// ConfigPath is the YAML workspace file; empty runs without one.
+	ConfigPath string
+	// NATSURL points at an external NATS cluster instead of the embedded server.
+	NATSURL string
+	// NATSReplicas is the replica count of each stream. Default: 1.
+	NATSReplicas int
+	// PostgresURL points at PostgreSQL for state instead of SQLite.
+	PostgresURL string
+	// Fsync is the embedded log's sync mode. Default: stream.SyncAlways.
+	Fsync stream.SyncMode
+	// MinFreeDisk is the free space below which ingest answers 503.
+	// Default: 256 MiB. Negative disables the check.
+	MinFreeDisk int64
+	// ShutdownTimeout bounds the graceful drain of in-flight requests. Default: 30s.
+	ShutdownTimeout time.Duration
+	// Logger for the whole process.
+	Logger *slog.Logger
+	// Banner receives the human start-up summary (address, data directory,
+	// write key). Nil prints nothing.
+	Banner io.Writer
+}
+
+func (o *Options) defaults() {
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:8088"
+	}
+	if o.DataDir == "" {
+		o.DataDir = "conflux-data"
+	}
+	if o.Fsync == "" {
+		o.Fsync = stream.SyncAlways
+	}
+	if o.MinFreeDisk == 0 {
+		o.MinFreeDisk = 256 << 20
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Server is a running Conflux node.
+type Server struct {
+	opts     Options
+	logger   *slog.Logger
+	db       *store.DB
+	log      *stream.Log
+	appender *stream.Appender
+	manager  *config.Manager
+	suppress *suppress.List
+	http     *http.Server
+	listener net.Listener
+
+	// DefaultSource is the source whose write key the banner shows.
+	DefaultSource config.Source
+	// AdminToken is the Config API's bearer token.
+	AdminToken string
+}
+
+// New opens the stores and builds every stage; Run serves. On error
+// everything opened so far is closed.
+func New(ctx context.Context, opts Options) (_ *Server, err error) {
+	opts.defaults()
+	s := &Server{opts: opts, logger: opts.Logger}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+
+	var cfg *config.Config
+	if opts.ConfigPath != "" {
+		if cfg, err = config.Load(opts.ConfigPath); err != nil {
+			return nil, err
+		}
+	} else {
+		cfg = &config.Config{}
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating data directory %s: %w", opts.DataDir, err)
+	}
+
+	storeOpts := store.Options{SQLitePath: filepath.Join(opts.DataDir, "conflux.db"), PostgresURL: opts.PostgresURL, Logger: opts.Logger}
+	if s.db, err = store.Open(ctx, storeOpts); err != nil {
+		return nil, err
+	}
+	repo := config.NewRepo(s.db)
+	report, err := repo.ApplyFile(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("applying %s: %w", opts.ConfigPath, err)
+	}
+	s.logger.Debug("config file applied", "report", fmt.Sprintf("%+v", report))
+	if s.DefaultSource, _, err = repo.EnsureDefaultSource(ctx); err != nil {
+		return nil, err
+	}
+	if s.AdminToken, err = adminToken(ctx, repo, cfg); err != nil {
+		return nil, err
+	}
+	s.manager = config.NewManager(repo, config.Settings{
+		AdminToken: config.Secret(s.AdminToken), PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies,
+	}, opts.Logger.With("component", "config"))
+	if err := s.manager.Reload(ctx); err != nil {
+		return nil, err
+	}
+
+	s.suppress = suppress.New(s.db, opts.Logger.With("component", "suppress"))
+	if err := s.suppress.Load(ctx); err != nil {
+		return nil, err
+	}
+
+	if s.log, err = stream.Open(ctx, stream.Options{
+		DataDir: opts.DataDir, URL: opts.NATSURL, Sync: opts.Fsync, Replicas: opts.NATSReplicas,
+		Logger: opts.Logger,
+	}); err != nil {
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.appender = stream.NewAppender(s.log.JetStream(), stream.AppenderOptions{Registerer: reg})
+	gate := &diskGate{dir: opts.DataDir, min: opts.MinFreeDisk}
+
+	mux := http.NewServeMux()
+	auth := func(h http.Handler) http.Handler {
+		return httpapi.Bearer(func() string { return s.manager.Current().AdminToken.Value() }, h)
+	}
+	collect.New(collect.Options{Logger: opts.Logger.With("component", "collect"), Registerer: reg, Suppressions: s.suppress},
+		s.manager.Current, s.appender, gate).Register(mux)
+	s.suppress.Register(mux, auth)
+	collect.NewDebugger(s.log.JetStream(), s.manager.Current).Register(mux, auth)
+	config.NewAPI(repo, s.manager).Register(mux, auth)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", serveReady(map[string]checker{
+		"log":  s.log.Check,
+		"disk": func(context.Context) error { return gate.Writable() },
+	}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpapi.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+	})
+
+	if s.listener, err = net.Listen("tcp", opts.Addr); err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", opts.Addr, err)
+	}
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// adminToken returns the Config API token: the config file's, else the one
+// generated on first start and kept in the state store.
+func adminToken(ctx context.Context, repo *config.Repo, cfg *config.Config) (string, error) {
+	if t := cfg.AdminToken.Value(); t != "" {
+		return t, nil
+	}
+	t, ok, err := repo.Meta(ctx, "admin_token")
+	if err != nil {
+		return "", err
+	}
+	if ok {
+		return t, nil
+	}
+	t = config.NewAdminToken()
+	if err := repo.SetMeta(ctx, "admin_token", t); err != nil {
+		return "", err
+	}
+	return t, nil
+}
+
+// Addr is the address the server listens on (useful with port 0).
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// Run serves until ctx ends, then shuts down: it stops accepting requests
+// and waits for those in flight (each waits for its log append), then
+// stops the appender and closes the log and the store.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.close()
+	s.printBanner()
+	s.logger.Info("conflux serving", "addr", s.Addr(), "data", s.opts.DataDir)
+
+	bg, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer bgCancel()
+	var workers errgroup.Group
+	workers.Go(func() error { return s.appender.Run(bg) })
+	workers.Go(func() error { return s.manager.Run(bg) })
+	workers.Go(func() error { return s.suppress.Run(bg) })
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.http.Serve(s.listener) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("serving HTTP on %s: %w", s.Addr(), err)
+	}
+	s.logger.Info("conflux shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	if e := s.http.Shutdown(sctx); e != nil && !errors.Is(e, http.ErrServerClosed) {
+		s.logger.Warn("graceful shutdown incomplete", "err", e)
+	}
+	bgCancel()
+	if e := workers.Wait(); e != nil && err == nil {
+		err = e
+	}
+	return err
+}
+
+func (s *Server) close() {
+	if s.listener != nil {
+		_ = s.listener.Close()
+	}
+	if s.log != nil {
+		_ = s.log.Close()
+	}
+	if s.db != nil {
+		_ = s.db.Close()
+	}
+}
+
+func (s *Server) printBanner() {
+	w := s.opts.Banner
+	if w == nil {
+		return
+	}
+	state := "SQLite " + filepath.Join(s.opts.DataDir, "conflux.db")
+	if s.opts.PostgresURL != "" {
+		state = "PostgreSQL"
+	}
+	logDesc := fmt.Sprintf("embedded NATS JetStream in %s (fsync: %s)", filepath.Join(s.opts.DataDir, "nats"), s.opts.Fsync)
+	if s.opts.NATSURL != "" {
+		logDesc = "NATS JetStream at " + s.opts.NATSURL
+	}
+	fmt.Fprintf(w, "Conflux is listening on http://%s\n", s.Addr())
+	fmt.Fprintf(w, "  data directory: %s\n", s.opts.DataDir)
+	fmt.Fprintf(w, "  state store:    %s\n", state)
+	fmt.Fprintf(w, "  log:            %s\n", logDesc)
+	fmt.Fprintf(w, "  source:         %s (write key %s)\n", s.DefaultSource.ID, s.DefaultSource.WriteKey)
+	if s.opts.ConfigPath == "" || s.manager.Current().AdminToken.Value() != "" {
+		fmt.Fprintf(w, "  admin token:    %s\n", s.AdminToken)
+	}
+	fmt.Fprintf(w, "Try: curl -u %s: http://%s/v1/track -d '{\"userId\":\"u1\",\"event\":\"Hello\"}'\n", s.DefaultSource.WriteKey, s.Addr())
+}

@@ -1,0 +1,79 @@
+// Package servertest runs a real Conflux server in the test process, on a
+// loopback port with its data in a temporary directory, and reads back what
+// its log holds.
+package servertest
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/confluxcdp/conflux/internal/event"
+	"github.com/confluxcdp/conflux/internal/server"
+	"github.com/confluxcdp/conflux/internal/stream"
+	"github.com/confluxcdp/conflux/internal/stream/streamtest"
+)
+
+// Server is a running server.
+type Server struct {
+	// URL is the base URL, e.g. http://127.0.0.1:41234.
+	URL string
+	// WriteKey of the default source, and its id.
+	WriteKey, SourceID string
+	// AdminToken of the Config API.
+	AdminToken string
+	// DataDir holds the log and the state.
+	DataDir string
+
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+// Start starts a server with opts (Addr defaults to 127.0.0.1:0, DataDir
+// to t.TempDir()) and stops it when the test ends.
+func Start(t testing.TB, opts server.Options) *Server {
+	t.Helper()
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	if opts.DataDir == "" {
+		opts.DataDir = t.TempDir()
+	}
+	srv, err := server.New(t.Context(), opts)
+	if err != nil {
+		t.Fatalf("starting server: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		URL: "http://" + srv.Addr(), WriteKey: srv.DefaultSource.WriteKey, SourceID: srv.DefaultSource.ID,
+		AdminToken: srv.AdminToken, DataDir: opts.DataDir, cancel: cancel, done: make(chan error, 1),
+	}
+	go func() { s.done <- srv.Run(ctx) }()
+	t.Cleanup(func() { s.Stop(t) })
+	return s
+}
+
+// Stop shuts the server down gracefully and waits for it. It is safe to
+// call twice.
+func (s *Server) Stop(t testing.TB) {
+	s.once.Do(func() {
+		s.cancel()
+		if err := <-s.done; err != nil {
+			t.Errorf("server stopped with error: %v", err)
+		}
+	})
+}
+
+// ReadIngest opens the embedded log in dataDir — the server must be
+// stopped — and returns every record of the ingest stream in order.
+func ReadIngest(t testing.TB, dataDir string) []event.Record {
+	t.Helper()
+	ctx := context.Background()
+	l, err := stream.Open(ctx, stream.Options{DataDir: dataDir})
+	if err != nil {
+		t.Fatalf("opening log in %s: %v", dataDir, err)
+	}
+	defer l.Close()
+	return streamtest.Records(t, l)
+}

@@ -1,0 +1,151 @@
+package store
+
+// migration is one version of the schema. See the package documentation for
+// how to add one.
+type migration struct {
+	// version orders the migrations; versions start at 1 and increase by 1.
+	version int
+	// name says what the version does, for logs and schema_migrations.
+	name string
+	// sql is run on both engines, unless the engine has its own text below.
+	sql string
+	// sqlite and postgres, when set, replace sql on that engine.
+	sqlite   string
+	postgres string
+}
+
+// statements returns the SQL text that m runs on dialect d.
+func (m migration) statements(d Dialect) string {
+	switch {
+	case d == SQLite && m.sqlite != "":
+		return m.sqlite
+	case d == Postgres && m.postgres != "":
+		return m.postgres
+	}
+	return m.sql
+}
+
+// migrations returns the schema history, oldest first. Append new versions;
+// never change one that has shipped.
+func migrations() []migration {
+	return []migration{
+		{
+			version: 1,
+			name:    "workspace",
+			// Times are BIGINT unix milliseconds UTC. BOOLEAN is a real type
+			// on PostgreSQL and an integer 0/1 on SQLite; both scan into a
+			// Go bool.
+			sql: `
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+
+-- config_version is bumped by every change to the workspace, in the same
+-- transaction, so that readers can tell cheaply whether to reload.
+CREATE TABLE config_version (
+	singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+	version   BIGINT NOT NULL
+);
+INSERT INTO config_version (singleton, version) VALUES (1, 0);
+
+-- file_hash is the sha256 of the config-file declaration last applied to
+-- the object (NULL when it did not come from the file).
+CREATE TABLE sources (
+	id         TEXT PRIMARY KEY,
+	name       TEXT NOT NULL,
+	origin     TEXT NOT NULL CHECK (origin IN ('file', 'api')),
+	file_hash  TEXT,
+	created_at BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL
+);
+
+-- A source has exactly one current key (expires_at NULL) and any number of
+-- retired keys still accepted until expires_at.
+CREATE TABLE source_write_keys (
+	write_key  TEXT PRIMARY KEY,
+	source_id  TEXT NOT NULL REFERENCES sources (id) ON DELETE CASCADE,
+	created_at BIGINT NOT NULL,
+	expires_at BIGINT
+);
+CREATE UNIQUE INDEX source_write_keys_current ON source_write_keys (source_id) WHERE expires_at IS NULL;
+CREATE INDEX source_write_keys_by_source ON source_write_keys (source_id, expires_at);
+
+CREATE TABLE destinations (
+	id         TEXT PRIMARY KEY,
+	name       TEXT NOT NULL,
+	type       TEXT NOT NULL,
+	enabled    BOOLEAN NOT NULL,
+	settings   TEXT NOT NULL,
+	origin     TEXT NOT NULL CHECK (origin IN ('file', 'api')),
+	file_hash  TEXT,
+	created_at BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE destination_sources (
+	destination_id TEXT NOT NULL REFERENCES destinations (id) ON DELETE CASCADE,
+	source_id      TEXT NOT NULL REFERENCES sources (id) ON DELETE RESTRICT,
+	PRIMARY KEY (destination_id, source_id)
+);
+CREATE INDEX destination_sources_by_source ON destination_sources (source_id);
+`,
+		},
+		{
+			version: 2,
+			name:    "regulations",
+			// suppression_log is the ordered history of suppress and
+			// unsuppress changes; every node replays it past the last seq
+			// it has seen to keep its in-memory set current. Writers lock
+			// it so that seqs become visible in order.
+			sqlite: `
+CREATE TABLE regulations (
+	id           TEXT PRIMARY KEY,
+	type         TEXT NOT NULL,
+	subject_type TEXT NOT NULL,
+	subject_ids  TEXT NOT NULL,
+	status       TEXT NOT NULL,
+	created_at   BIGINT NOT NULL,
+	updated_at   BIGINT NOT NULL
+);
+CREATE INDEX regulations_by_created ON regulations (created_at);
+
+CREATE TABLE suppressions (
+	user_id       TEXT PRIMARY KEY,
+	regulation_id TEXT NOT NULL REFERENCES regulations (id),
+	created_at    BIGINT NOT NULL
+);
+
+CREATE TABLE suppression_log (
+	seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+	user_id    TEXT NOT NULL,
+	suppressed BOOLEAN NOT NULL
+);
+`,
+			postgres: `
+CREATE TABLE regulations (
+	id           TEXT PRIMARY KEY,
+	type         TEXT NOT NULL,
+	subject_type TEXT NOT NULL,
+	subject_ids  TEXT NOT NULL,
+	status       TEXT NOT NULL,
+	created_at   BIGINT NOT NULL,
+	updated_at   BIGINT NOT NULL
+);
+CREATE INDEX regulations_by_created ON regulations (created_at);
+
+CREATE TABLE suppressions (
+	user_id       TEXT PRIMARY KEY,
+	regulation_id TEXT NOT NULL REFERENCES regulations (id),
+	created_at    BIGINT NOT NULL
+);
+
+CREATE TABLE suppression_log (
+	seq        BIGSERIAL PRIMARY KEY,
+	user_id    TEXT NOT NULL,
+	suppressed BOOLEAN NOT NULL
+);
+`,
+		},
+	}
+}

@@ -1,0 +1,221 @@
+// Package crash_test proves the Tracking API's promise: an event that got
+// a 200 survives kill -9 of the server at any moment, exactly as accepted.
+package crash_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/server/servertest"
+)
+
+const writeKey = "crash-test-write-key"
+
+// buildBinary builds cmd/conflux into a temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	bin := filepath.Join(t.TempDir(), "conflux")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/conflux")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building conflux: %v\n%s", err, b)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is one run of the server binary.
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+}
+
+func start(t *testing.T, bin, dataDir, cfg, addr string) *proc {
+	t.Helper()
+	p := &proc{stderr: &bytes.Buffer{}}
+	p.cmd = exec.Command(bin, "serve", "--data", dataDir, "--config", cfg, "--addr", addr, "--min-free-disk-mb", "-1")
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+	t.Fatalf("server not ready within 30s; stderr:\n%s", p.stderr)
+	return nil
+}
+
+// acked records, per messageId, the event a 200 acknowledged.
+type acked struct {
+	mu     sync.Mutex
+	events map[string]map[string]any
+}
+
+func (a *acked) add(batch []map[string]any) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range batch {
+		a.events[e["messageId"].(string)] = e
+	}
+}
+
+// load sends batches from several connections until ctx ends, recording
+// each batch that got a 200. Errors (the server dying) are expected.
+func load(ctx context.Context, addr, run string, a *acked) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for n := 0; ctx.Err() == nil; n++ {
+				batch := make([]map[string]any, 50)
+				for i := range batch {
+					id := fmt.Sprintf("%s-w%d-b%d-e%d", run, w, n, i)
+					batch[i] = map[string]any{
+						"type": "track", "event": "Crash Test", "userId": fmt.Sprintf("user-%d", (w*1000+n)%97),
+						"messageId": id, "properties": map[string]any{"run": run, "n": float64(n), "i": float64(i), "pad": strings.Repeat("x", 200)},
+					}
+				}
+				body, _ := json.Marshal(map[string]any{"batch": batch})
+				req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/v1/batch", bytes.NewReader(body))
+				req.SetBasicAuth(writeKey, "")
+				resp, err := client.Do(req)
+				if err != nil {
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					a.add(batch)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test builds and runs the server binary; skipped with -short")
+	}
+	bin := buildBinary(t)
+	dataDir := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "conflux.yaml")
+	if err := os.WriteFile(cfg, []byte("admin_token: crash-test-admin-token\nsources:\n  - id: crash\n    write_key: "+writeKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := &acked{events: map[string]map[string]any{}}
+
+	for cycle := range 2 {
+		addr := freeAddr(t)
+		p := start(t, bin, dataDir, cfg, addr)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { load(ctx, addr, fmt.Sprintf("c%d", cycle), a); close(done) }()
+		time.Sleep(1500 * time.Millisecond)
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = p.cmd.Wait()
+		cancel()
+		<-done
+		t.Logf("cycle %d: killed under load; %d events acknowledged so far", cycle, len(a.events))
+	}
+
+	// A last run: the server comes back, takes more, and stops cleanly.
+	addr := freeAddr(t)
+	p := start(t, bin, dataDir, cfg, addr)
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	load(ctx, addr, "final", a)
+	cancel()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("graceful stop: %v\n%s", err, p.stderr)
+	}
+	if len(a.events) < 1000 {
+		t.Fatalf("only %d events acknowledged: the load did not run", len(a.events))
+	}
+
+	stored := map[string]map[string]any{}
+	dups := 0
+	for _, r := range servertest.ReadIngest(t, dataDir) {
+		var e map[string]any
+		if err := json.Unmarshal(r.JSON, &e); err != nil {
+			t.Fatalf("corrupt record %q: %v", r.JSON, err)
+		}
+		id := e["messageId"].(string)
+		if _, seen := stored[id]; seen {
+			dups++
+		}
+		stored[id] = e
+		if r.SourceID != "crash" {
+			t.Fatalf("record of source %q", r.SourceID)
+		}
+	}
+	lost := 0
+	for id, sent := range a.events {
+		got, ok := stored[id]
+		if !ok {
+			lost++
+			if lost <= 5 {
+				t.Errorf("acknowledged event %s is not in the log", id)
+			}
+			continue
+		}
+		for _, k := range []string{"type", "event", "userId"} {
+			if got[k] != sent[k] {
+				t.Errorf("event %s: %s = %v, sent %v", id, k, got[k], sent[k])
+			}
+		}
+		gp, _ := json.Marshal(got["properties"])
+		sp, _ := json.Marshal(sent["properties"])
+		if !bytes.Equal(gp, sp) {
+			t.Errorf("event %s: properties %s, sent %s", id, gp, sp)
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d acknowledged events lost", lost, len(a.events))
+	}
+	t.Logf("%d acknowledged events, all in the log; %d records in the log (%d not acknowledged, %d duplicate ids)",
+		len(a.events), len(stored), len(stored)-len(a.events), dups)
+	if dups > 0 {
+		t.Errorf("%d message ids stored twice: no request was retried, so none should be", dups)
+	}
+}
