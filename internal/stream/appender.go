@@ -61,6 +61,12 @@ type Appender struct {
 	stopped chan struct{}
 	once    sync.Once
 	bufPool sync.Pool
+	// mu orders enqueueing against stopping: Appends enqueue under the
+	// read lock, and close drains the queue under the write lock after
+	// setting closed, so no request is left in the queue with nobody to
+	// answer it.
+	mu     sync.RWMutex
+	closed bool
 
 	mAppends  prometheus.Counter
 	mFailures prometheus.Counter
@@ -141,16 +147,29 @@ func (a *Appender) Append(ctx context.Context, data []byte, count int) error {
 		return ErrBusy
 	}
 	r := &appendReq{data: data, count: count, done: make(chan error, 1)}
-	select {
-	case a.queue <- r:
-	case <-a.stopped:
+	if err := a.enqueue(ctx, r); err != nil {
 		a.pending.Add(-n)
-		return ErrClosed
-	case <-ctx.Done():
-		a.pending.Add(-n)
-		return ctx.Err()
+		return err
 	}
 	return <-r.done
+}
+
+// enqueue hands r to Run, or fails when the appender has stopped or ctx
+// ends first. Once it succeeds, r.done is certain to receive an answer.
+func (a *Appender) enqueue(ctx context.Context, r *appendReq) error {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed {
+		return ErrClosed
+	}
+	select {
+	case a.queue <- r:
+		return nil
+	case <-a.stopped:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Run writes group commits until ctx ends, then fails what is still queued
@@ -191,7 +210,12 @@ func (a *Appender) Run(ctx context.Context) error {
 }
 
 func (a *Appender) close() {
+	// Closing stopped first releases Appends blocked on a full queue, so
+	// that the write lock below can be had.
 	a.once.Do(func() { close(a.stopped) })
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closed = true
 	for {
 		select {
 		case r := <-a.queue:
