@@ -36,14 +36,21 @@ func Open(t testing.TB, opts stream.Options) *stream.Log {
 // JSON copied out of the messages.
 func Records(t testing.TB, l *stream.Log) []event.Record {
 	t.Helper()
+	return StreamRecords(t, l, stream.IngestStream)
+}
+
+// StreamRecords returns every record of one stream of the log, in order,
+// with JSON copied out of the messages.
+func StreamRecords(t testing.TB, l *stream.Log, name string) []event.Record {
+	t.Helper()
 	ctx := context.Background()
-	s, err := l.JetStream().Stream(ctx, stream.IngestStream)
+	s, err := l.JetStream().Stream(ctx, name)
 	if err != nil {
-		t.Fatalf("opening stream %s: %v", stream.IngestStream, err)
+		t.Fatalf("opening stream %s: %v", name, err)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		t.Fatalf("reading stream %s: %v", stream.IngestStream, err)
+		t.Fatalf("reading stream %s: %v", name, err)
 	}
 	var out []event.Record
 	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
@@ -60,6 +67,30 @@ func Records(t testing.TB, l *stream.Log) []event.Record {
 			}
 			out = append(out, event.Record{SourceID: r.SourceID, JSON: append([]byte(nil), r.JSON...)})
 		}
+	}
+	return out
+}
+
+// StreamRecordsRaw returns every message of one stream of the log, in
+// order, whatever its format.
+func StreamRecordsRaw(t testing.TB, l *stream.Log, name string) []stream.Msg {
+	t.Helper()
+	ctx := context.Background()
+	s, err := l.JetStream().Stream(ctx, name)
+	if err != nil {
+		t.Fatalf("opening stream %s: %v", name, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatalf("reading stream %s: %v", name, err)
+	}
+	var out []stream.Msg
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("reading message %d of %s: %v", seq, name, err)
+		}
+		out = append(out, stream.Msg{Seq: m.Sequence, Header: m.Header, Data: m.Data})
 	}
 	return out
 }
