@@ -1,19 +1,23 @@
 package config
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/httpapi"
+	"github.com/confluxcdp/conflux/internal/process/transform"
 )
 
-// API is the Config API under /api/v1: sources and destinations, listed,
-// created, updated, deleted, and write keys rotated. Every change is
+// API is the Config API under /api/v1: sources, destinations, tracking
+// plans and transformations, listed, created, updated, deleted, and write
+// keys rotated. Every change is
 // written to the state store and made live (Manager.Reload) before the
 // response, so the next request anywhere in this process sees it.
 type API struct {
@@ -38,6 +42,16 @@ func (a *API) Register(mux *http.ServeMux, auth func(http.Handler) http.Handler)
 	h("GET /api/v1/destinations/{id}", a.getDestination)
 	h("PATCH /api/v1/destinations/{id}", a.updateDestination)
 	h("DELETE /api/v1/destinations/{id}", a.deleteDestination)
+	h("GET /api/v1/tracking-plans", a.listTrackingPlans)
+	h("POST /api/v1/tracking-plans", a.createTrackingPlan)
+	h("GET /api/v1/tracking-plans/{id}", a.getTrackingPlan)
+	h("PATCH /api/v1/tracking-plans/{id}", a.updateTrackingPlan)
+	h("DELETE /api/v1/tracking-plans/{id}", a.deleteTrackingPlan)
+	h("GET /api/v1/transformations", a.listTransformations)
+	h("POST /api/v1/transformations", a.createTransformation)
+	h("GET /api/v1/transformations/{id}", a.getTransformation)
+	h("PATCH /api/v1/transformations/{id}", a.updateTransformation)
+	h("DELETE /api/v1/transformations/{id}", a.deleteTransformation)
 }
 
 // maxBody bounds a Config API request body.
@@ -113,11 +127,53 @@ func (a *API) getSource(w http.ResponseWriter, r *http.Request) {
 }
 
 // sourceBody is the JSON of a source create or update; absent fields are
-// left as they are on update.
+// left as they are on update. On update, schema is merged into the
+// source's schema block: the keys it holds are set ("" resets a control to
+// allow, or a forward to none), the others kept; schema null resets the
+// whole block. tracking_plan "" detaches the plan.
 type sourceBody struct {
-	ID       *string `json:"id"`
-	Name     *string `json:"name"`
-	WriteKey *string `json:"write_key"`
+	ID           *string         `json:"id"`
+	Name         *string         `json:"name"`
+	WriteKey     *string         `json:"write_key"`
+	TrackingPlan *string         `json:"tracking_plan"`
+	Schema       json.RawMessage `json:"schema"`
+}
+
+// mergeSchema applies the schema object of a request body to s, strictly:
+// an unknown key is an error.
+func mergeSchema(s *SourceSchema, patch json.RawMessage) error {
+	if len(patch) == 0 {
+		return nil
+	}
+	if string(patch) == "null" {
+		*s = SourceSchema{}
+		return nil
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(patch, &keys); err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	cur, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	var merged map[string]json.RawMessage
+	if err := json.Unmarshal(cur, &merged); err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	maps.Copy(merged, keys)
+	b, err := json.Marshal(merged)
+	if err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var out SourceSchema
+	if err := dec.Decode(&out); err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	*s = out
+	return nil
 }
 
 func (a *API) createSource(w http.ResponseWriter, r *http.Request) {
@@ -125,7 +181,12 @@ func (a *API) createSource(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &b) {
 		return
 	}
-	s := Source{ID: deref(b.ID), Name: deref(b.Name), WriteKey: deref(b.WriteKey), Origin: OriginAPI}
+	s := Source{ID: deref(b.ID), Name: deref(b.Name), WriteKey: deref(b.WriteKey), Origin: OriginAPI,
+		TrackingPlan: deref(b.TrackingPlan)}
+	if err := mergeSchema(&s.Schema, b.Schema); err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_json", "request body: "+err.Error())
+		return
+	}
 	if s.Name == "" {
 		s.Name = s.ID
 	}
@@ -152,6 +213,13 @@ func (a *API) updateSource(w http.ResponseWriter, r *http.Request) {
 	}
 	if b.WriteKey != nil {
 		s.WriteKey = *b.WriteKey
+	}
+	if b.TrackingPlan != nil {
+		s.TrackingPlan = *b.TrackingPlan
+	}
+	if err := mergeSchema(&s.Schema, b.Schema); err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_json", "request body: "+err.Error())
+		return
 	}
 	updated, err := a.repo.UpdateSource(r.Context(), s)
 	a.respond(w, r, http.StatusOK, updated, err, true)
@@ -196,14 +264,16 @@ func (a *API) getDestination(w http.ResponseWriter, r *http.Request) {
 }
 
 // destinationBody is the JSON of a destination create or update; absent
-// fields are left as they are on update.
+// fields are left as they are on update. Filters, when present, replaces
+// the whole list.
 type destinationBody struct {
-	ID       *string         `json:"id"`
-	Name     *string         `json:"name"`
-	Type     *string         `json:"type"`
-	Enabled  *bool           `json:"enabled"`
-	Sources  *[]string       `json:"sources"`
-	Settings *map[string]any `json:"settings"`
+	ID       *string             `json:"id"`
+	Name     *string             `json:"name"`
+	Type     *string             `json:"type"`
+	Enabled  *bool               `json:"enabled"`
+	Sources  *[]string           `json:"sources"`
+	Settings *map[string]any     `json:"settings"`
+	Filters  *[]transform.Filter `json:"filters"`
 }
 
 func (b *destinationBody) apply(d *Destination) {
@@ -221,6 +291,9 @@ func (b *destinationBody) apply(d *Destination) {
 	}
 	if b.Settings != nil {
 		d.Settings = *b.Settings
+	}
+	if b.Filters != nil {
+		d.Filters = *b.Filters
 	}
 }
 
@@ -256,6 +329,156 @@ func (a *API) updateDestination(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) deleteDestination(w http.ResponseWriter, r *http.Request) {
 	err := a.repo.DeleteDestination(r.Context(), r.PathValue("id"))
+	a.respond(w, r, http.StatusNoContent, nil, err, true)
+}
+
+func (a *API) listTrackingPlans(w http.ResponseWriter, r *http.Request) {
+	p, err := a.repo.ListTrackingPlans(r.Context())
+	a.respond(w, r, http.StatusOK, map[string]any{"tracking_plans": nonNil(p)}, err, false)
+}
+
+func (a *API) getTrackingPlan(w http.ResponseWriter, r *http.Request) {
+	p, err := a.repo.GetTrackingPlan(r.Context(), r.PathValue("id"))
+	a.respond(w, r, http.StatusOK, p, err, false)
+}
+
+// trackingPlanBody is the JSON of a tracking plan create or update; absent
+// fields are left as they are on update. Rules, when present, replaces
+// all the rules.
+type trackingPlanBody struct {
+	ID    *string    `json:"id"`
+	Name  *string    `json:"name"`
+	Rules *PlanRules `json:"rules"`
+}
+
+func (a *API) createTrackingPlan(w http.ResponseWriter, r *http.Request) {
+	var b trackingPlanBody
+	if !decode(w, r, &b) {
+		return
+	}
+	p := TrackingPlan{ID: deref(b.ID), Name: deref(b.Name), Rules: deref(b.Rules), Origin: OriginAPI}
+	created, err := a.repo.CreateTrackingPlan(r.Context(), p)
+	a.respond(w, r, http.StatusCreated, created, err, true)
+}
+
+func (a *API) updateTrackingPlan(w http.ResponseWriter, r *http.Request) {
+	var b trackingPlanBody
+	if !decode(w, r, &b) {
+		return
+	}
+	p, err := a.repo.GetTrackingPlan(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeRepoError(w, err)
+		return
+	}
+	if b.ID != nil && *b.ID != p.ID {
+		httpapi.WriteError(w, http.StatusBadRequest, "validation_error", "id cannot be changed")
+		return
+	}
+	if b.Name != nil {
+		p.Name = *b.Name
+	}
+	if b.Rules != nil {
+		p.Rules = *b.Rules
+	}
+	updated, err := a.repo.UpdateTrackingPlan(r.Context(), p)
+	a.respond(w, r, http.StatusOK, updated, err, true)
+}
+
+func (a *API) deleteTrackingPlan(w http.ResponseWriter, r *http.Request) {
+	err := a.repo.DeleteTrackingPlan(r.Context(), r.PathValue("id"))
+	a.respond(w, r, http.StatusNoContent, nil, err, true)
+}
+
+func (a *API) listTransformations(w http.ResponseWriter, r *http.Request) {
+	t, err := a.repo.ListTransformations(r.Context())
+	a.respond(w, r, http.StatusOK, map[string]any{"transformations": nonNil(t)}, err, false)
+}
+
+func (a *API) getTransformation(w http.ResponseWriter, r *http.Request) {
+	t, err := a.repo.GetTransformation(r.Context(), r.PathValue("id"))
+	a.respond(w, r, http.StatusOK, t, err, false)
+}
+
+// transformationBody is the JSON of a transformation create or update, in
+// Segment's camelCase names plus source and destination; absent fields are
+// left as they are on update, and a list, when present, replaces the
+// whole list. destination "" makes it source-scoped.
+type transformationBody struct {
+	ID                           *string                                  `json:"id"`
+	Name                         *string                                  `json:"name"`
+	Source                       *string                                  `json:"source"`
+	Destination                  *string                                  `json:"destination"`
+	Enabled                      *bool                                    `json:"enabled"`
+	If                           *string                                  `json:"if"`
+	NewEventName                 *string                                  `json:"newEventName"`
+	PropertyRenames              *[]transform.PropertyRename              `json:"propertyRenames"`
+	PropertyDrops                *[]string                                `json:"propertyDrops"`
+	PropertyValueTransformations *[]transform.PropertyValueTransformation `json:"propertyValueTransformations"`
+	FQLDefinedProperties         *[]transform.FQLDefinedProperty          `json:"fqlDefinedProperties"`
+}
+
+func (b *transformationBody) apply(t *Transformation) {
+	set := func(dst *string, src *string) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	set(&t.Name, b.Name)
+	set(&t.Source, b.Source)
+	set(&t.Destination, b.Destination)
+	set(&t.If, b.If)
+	set(&t.NewEventName, b.NewEventName)
+	if b.Enabled != nil {
+		t.Enabled = b.Enabled
+	}
+	if b.PropertyRenames != nil {
+		t.PropertyRenames = *b.PropertyRenames
+	}
+	if b.PropertyDrops != nil {
+		t.PropertyDrops = *b.PropertyDrops
+	}
+	if b.PropertyValueTransformations != nil {
+		t.PropertyValueTransformations = *b.PropertyValueTransformations
+	}
+	if b.FQLDefinedProperties != nil {
+		t.FQLDefinedProperties = *b.FQLDefinedProperties
+	}
+}
+
+func (a *API) createTransformation(w http.ResponseWriter, r *http.Request) {
+	var b transformationBody
+	if !decode(w, r, &b) {
+		return
+	}
+	t := Transformation{Origin: OriginAPI}
+	t.ID = deref(b.ID)
+	b.apply(&t)
+	created, err := a.repo.CreateTransformation(r.Context(), t)
+	a.respond(w, r, http.StatusCreated, created, err, true)
+}
+
+func (a *API) updateTransformation(w http.ResponseWriter, r *http.Request) {
+	var b transformationBody
+	if !decode(w, r, &b) {
+		return
+	}
+	t, err := a.repo.GetTransformation(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeRepoError(w, err)
+		return
+	}
+	if b.ID != nil && *b.ID != t.ID {
+		httpapi.WriteError(w, http.StatusBadRequest, "validation_error", "id cannot be changed")
+		return
+	}
+	b.apply(&t)
+	updated, err := a.repo.UpdateTransformation(r.Context(), t)
+	a.respond(w, r, http.StatusOK, updated, err, true)
+}
+
+func (a *API) deleteTransformation(w http.ResponseWriter, r *http.Request) {
+	err := a.repo.DeleteTransformation(r.Context(), r.PathValue("id"))
 	a.respond(w, r, http.StatusNoContent, nil, err, true)
 }
 

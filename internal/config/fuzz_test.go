@@ -53,9 +53,29 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		for _, d := range cfg.Destinations {
-			if d.Origin != OriginFile || d.Settings == nil || d.Sources == nil {
-				t.Errorf("destination %+v lacks origin, settings or sources", d)
+			if d.Origin != OriginFile || d.Settings == nil || d.Sources == nil || d.Filters == nil {
+				t.Errorf("destination %+v lacks origin, settings, sources or filters", d)
 			}
+		}
+		for _, p := range cfg.TrackingPlans {
+			if p.Origin != OriginFile || p.Name == "" || p.Rules.Events == nil {
+				t.Errorf("tracking plan %+v lacks origin, name or events", p)
+			}
+		}
+		for _, tr := range cfg.Transformations {
+			if tr.Origin != OriginFile || tr.Enabled == nil {
+				t.Errorf("transformation %+v lacks origin or enabled", tr)
+			}
+		}
+		if cfg.DedupWindow < MinDedupWindow {
+			t.Errorf("DedupWindow = %v, below the minimum", cfg.DedupWindow)
+		}
+		// What loads must build a workspace without problems: everything
+		// was compiled at load time.
+		ws := BuildWorkspace(1, Settings{}, Contents{Sources: cfg.Sources, Destinations: cfg.Destinations,
+			TrackingPlans: cfg.TrackingPlans, Transformations: cfg.Transformations})
+		if p := ws.Problems(); len(p) > 0 {
+			t.Errorf("a loaded config builds a workspace with problems: %v", p)
 		}
 	})
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/confluxcdp/conflux/internal/process/transform"
 )
 
 // MinAdminTokenLen is the shortest admin token a config file may set. The
@@ -88,7 +90,8 @@ func Load(path string) (*Config, error) {
 // environment as ${NAME} or ${NAME:-default} (the default applies when NAME
 // is unset or empty); $$ is a literal dollar sign, and $NAME without braces is
 // an error rather than a silent literal. Anchors and aliases are allowed;
-// merge keys (<<) are not. An empty file is a valid, empty Config.
+// merge keys (<<) are not. An empty file is a valid Config that declares
+// nothing.
 //
 // Destination settings become JSON-compatible values: map[string]any, []any,
 // string, bool, nil, and float64 for every number, integers included. That is
@@ -98,9 +101,19 @@ func Load(path string) (*Config, error) {
 // (beyond ±2^53) is an error; quote it to keep it as a string. A value that
 // came from an environment reference is always a string.
 //
-// Every declared source and destination gets Origin [OriginFile]; a source's
-// Name defaults to its ID, a destination's Enabled to true. On any problem
-// Parse returns a nil Config and a [*LoadError] holding all of them.
+// Tracking-plan schemas are written as YAML mappings and become JSON the
+// same way (canonical: keys sorted); an event whose schema is empty or null
+// is planned without constraints. Plans, transformations and destination
+// filters are compiled with the libraries that apply them, so a schema or
+// an FQL expression that does not compile is an error at its position;
+// when the YAML of such a rule already has a problem, it is not compiled
+// too.
+//
+// Every declared object gets Origin [OriginFile]; a source's or tracking
+// plan's Name defaults to its ID, a destination's Enabled to true, a
+// transformation's Enabled to true (set explicitly), and DedupWindow to
+// [DefaultDedupWindow]. On any problem Parse returns a nil Config and a
+// [*LoadError] holding all of them.
 func Parse(name string, data []byte) (*Config, error) {
 	return parse(name, data, os.LookupEnv)
 }
@@ -142,6 +155,35 @@ type loader struct {
 	budget int
 	// dropped counts the problems past maxErrors.
 	dropped int
+	// undecoded holds the paths of rules (a plan's rules, a destination's
+	// filters, a transformation) whose YAML had problems: compiling what
+	// could be decoded of them would only report follow-on errors.
+	undecoded map[string]bool
+}
+
+// problems counts the problems recorded so far.
+func (l *loader) problems() int { return len(l.errs) + l.dropped }
+
+// decoded calls decode and remembers path as undecoded if it reported a
+// problem.
+func (l *loader) decoded(path string, decode func()) {
+	before := l.problems()
+	decode()
+	if l.problems() > before {
+		if l.undecoded == nil {
+			l.undecoded = make(map[string]bool)
+		}
+		l.undecoded[path] = true
+	}
+}
+
+// attachCompiled records a problem found by compiling the rules at root,
+// unless their YAML already had problems.
+func (l *loader) attachCompiled(root string, fe *FieldError) {
+	if l.undecoded[root] {
+		return
+	}
+	l.attach(fe)
 }
 
 // errorf records a problem at node n (which may be nil for "no position").
@@ -183,7 +225,7 @@ func (l *loader) decode(data []byte) *Config {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-		return &Config{} // empty file, or only comments
+		return &Config{DedupWindow: DefaultDedupWindow} // empty file, or only comments
 	} else if err != nil {
 		l.syntaxError(err)
 		return nil
@@ -195,7 +237,7 @@ func (l *loader) decode(data []byte) *Config {
 		l.syntaxError(err)
 	}
 
-	cfg := &Config{}
+	cfg := &Config{DedupWindow: DefaultDedupWindow}
 	if len(doc.Content) == 0 {
 		return cfg
 	}
@@ -235,6 +277,19 @@ func (l *loader) decode(data []byte) *Config {
 			for i, item := range l.list(key, v) {
 				cfg.Destinations = append(cfg.Destinations, l.destination(fmt.Sprintf("%s[%d]", key, i), item))
 			}
+		case "tracking_plans":
+			for i, item := range l.list(key, v) {
+				cfg.TrackingPlans = append(cfg.TrackingPlans, l.trackingPlan(fmt.Sprintf("%s[%d]", key, i), item))
+			}
+		case "transformations":
+			for i, item := range l.list(key, v) {
+				p := fmt.Sprintf("%s[%d]", key, i)
+				l.decoded(p, func() { cfg.Transformations = append(cfg.Transformations, l.transformation(p, item)) })
+			}
+		case "dedup_window":
+			if d, ok := l.dedupWindow(key, v); ok {
+				cfg.DedupWindow = d
+			}
 		}
 	})
 	return cfg
@@ -242,9 +297,12 @@ func (l *loader) decode(data []byte) *Config {
 
 // The keys each mapping of the file may hold.
 var (
-	topFields         = []string{"admin_token", "public_url", "trusted_proxies", "sources", "destinations"}
-	sourceFields      = []string{"id", "name", "write_key"}
-	destinationFields = []string{"id", "name", "type", "enabled", "sources", "settings"}
+	topFields = []string{
+		"admin_token", "public_url", "trusted_proxies", "dedup_window",
+		"sources", "destinations", "tracking_plans", "transformations",
+	}
+	sourceFields      = []string{"id", "name", "write_key", "tracking_plan", "schema"}
+	destinationFields = []string{"id", "name", "type", "enabled", "sources", "settings", "filters"}
 )
 
 // source decodes one entry of sources.
@@ -256,6 +314,10 @@ func (l *loader) source(path string, n *yaml.Node) Source {
 	}
 	l.fields(path, m, sourceFields, func(key string, v *yaml.Node) {
 		p := join(path, key)
+		if key == "schema" {
+			src.Schema = l.schemaBlock(p, v)
+			return
+		}
 		s, _ := l.str(p, v)
 		switch key {
 		case "id":
@@ -264,6 +326,8 @@ func (l *loader) source(path string, n *yaml.Node) Source {
 			src.Name = s
 		case "write_key":
 			src.WriteKey = s
+		case "tracking_plan":
+			src.TrackingPlan = s
 		}
 	})
 	if src.Name == "" {
@@ -279,6 +343,7 @@ func (l *loader) destination(path string, n *yaml.Node) Destination {
 		Enabled:  true,
 		Sources:  []string{},
 		Settings: map[string]any{},
+		Filters:  []transform.Filter{},
 	}
 	m := l.mapping(path, n)
 	if m == nil {
@@ -314,6 +379,8 @@ func (l *loader) destination(path string, n *yaml.Node) Destination {
 			if s, ok := l.value(&valuePath{key: p, index: -1}, v, nil).(map[string]any); ok {
 				dst.Settings = s
 			}
+		case "filters":
+			l.decoded(p, func() { dst.Filters = l.filters(p, v) })
 		}
 	})
 	return dst
@@ -723,6 +790,10 @@ func (l *loader) check(cfg *Config) {
 		dst := &cfg.Destinations[i]
 		prefix := fmt.Sprintf("destinations[%d]", i)
 		for _, fe := range dst.Validate(prefix) {
+			if filters := prefix + ".filters"; under(fe.Path, filters) {
+				l.attachCompiled(filters, fe)
+				continue
+			}
 			l.attach(fe)
 		}
 		if ValidateID(dst.ID) == "" {
@@ -738,6 +809,77 @@ func (l *loader) check(cfg *Config) {
 			}
 		}
 	}
+
+	planIDs := make(map[string]int)
+	for i := range cfg.TrackingPlans {
+		p := &cfg.TrackingPlans[i]
+		prefix := fmt.Sprintf("tracking_plans[%d]", i)
+		for _, fe := range p.Validate(prefix) {
+			if rules := prefix + ".rules"; under(fe.Path, rules) {
+				l.attachCompiled(rules, fe)
+				continue
+			}
+			l.attach(fe)
+		}
+		if ValidateID(p.ID) == "" {
+			if j, dup := planIDs[p.ID]; dup {
+				l.at(prefix+".id", "duplicate tracking plan id %q (first declared at line %d)", p.ID, l.line(fmt.Sprintf("tracking_plans[%d].id", j)))
+			} else {
+				planIDs[p.ID] = i
+			}
+		}
+	}
+	for i := range cfg.Sources {
+		src := &cfg.Sources[i]
+		prefix := fmt.Sprintf("sources[%d]", i)
+		if ref := src.TrackingPlan; ref != "" && ValidateID(ref) == "" {
+			if _, ok := planIDs[ref]; !ok {
+				l.at(prefix+".tracking_plan", "tracking plan %q is not declared in tracking_plans", ref)
+			}
+		}
+		for _, f := range []struct{ key, ref string }{
+			{"forward_violations_to", src.Schema.ForwardViolationsTo},
+			{"forward_blocked_to", src.Schema.ForwardBlockedTo},
+		} {
+			if f.ref != "" && f.ref != src.ID && ValidateID(f.ref) == "" {
+				if _, ok := sourceIDs[f.ref]; !ok {
+					l.at(prefix+".schema."+f.key, "source %q is not declared in sources", f.ref)
+				}
+			}
+		}
+	}
+
+	transformationIDs := make(map[string]int)
+	for i := range cfg.Transformations {
+		t := &cfg.Transformations[i]
+		prefix := fmt.Sprintf("transformations[%d]", i)
+		for _, fe := range t.Validate(prefix) {
+			switch fe.Path {
+			case prefix + ".id", prefix + ".name", prefix + ".source", prefix + ".destination":
+				l.attach(fe)
+			default: // from transform.Compile
+				l.attachCompiled(prefix, fe)
+			}
+		}
+		if ValidateID(t.ID) == "" {
+			if j, dup := transformationIDs[t.ID]; dup {
+				l.at(prefix+".id", "duplicate transformation id %q (first declared at line %d)", t.ID, l.line(fmt.Sprintf("transformations[%d].id", j)))
+			} else {
+				transformationIDs[t.ID] = i
+			}
+		}
+		if _, ok := sourceIDs[t.Source]; !ok && ValidateID(t.Source) == "" {
+			l.at(prefix+".source", "source %q is not declared in sources", t.Source)
+		}
+		if _, ok := destIDs[t.Destination]; !ok && t.Destination != "" && ValidateID(t.Destination) == "" {
+			l.at(prefix+".destination", "destination %q is not declared in destinations", t.Destination)
+		}
+	}
+}
+
+// under reports whether path is root or a path inside it.
+func under(path, root string) bool {
+	return path == root || strings.HasPrefix(path, root+".") || strings.HasPrefix(path, root+"[")
 }
 
 // checkPublicURL returns the normalized URL, or what is wrong with it.

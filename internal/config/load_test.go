@@ -12,6 +12,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/process/plan"
+	"github.com/confluxcdp/conflux/internal/process/transform"
 )
 
 // testEnv is the environment the fixtures see; tests never touch the real one.
@@ -95,6 +99,50 @@ var badFiles = []badFile{
 	// The YAML parser reports a line but no column.
 	{"syntax.bad.yaml", "invalid YAML: mapping values are not allowed in this context", 3, 0},
 	{"multiple.bad.yaml", "admin_token: must be at least 16 characters", 1, 14},
+
+	// Tracking plans, schema blocks, transformations, filters.
+	{"plan-bad-schema.bad.yaml", "tracking_plans[0].rules.events.Order Completed: invalid JSON schema: at /properties/total/type: value must be one of", 6, 11},
+	{"plan-schema-not-mapping.bad.yaml", "tracking_plans[0].rules.identify: must be a mapping", 4, 17},
+	{"plan-unknown-rule.bad.yaml", "tracking_plans[0].rules.evnets: unknown field (did you mean events?)", 4, 7},
+	{"plan-duplicate-id.bad.yaml", `tracking_plans[1].id: duplicate tracking plan id "plan" (first declared at line 2)`, 3, 9},
+	{"plan-duplicate-event.bad.yaml", "tracking_plans[0].rules.events.Signed Up: duplicate key (first at line 5)", 6, 9},
+	{"undeclared-plan.bad.yaml", `sources[0].tracking_plan: tracking plan "nope" is not declared in tracking_plans`, 3, 20},
+	{"schema-bad-action.bad.yaml", `sources[0].schema.track_violations: "omit" is not one of allow, omit_properties, block`, 4, 25},
+	{"schema-unknown-key.bad.yaml", "sources[0].schema.track_unplanned_event: unknown field (did you mean track_unplanned_events?)", 4, 7},
+	{"forward-self.bad.yaml", "sources[0].schema.forward_blocked_to: cannot be the source itself", 4, 27},
+	{"forward-undeclared.bad.yaml", `sources[0].schema.forward_violations_to: source "violations" is not declared in sources`, 4, 30},
+	{"transformation-bad-fql.bad.yaml", "transformations[1].fqlDefinedProperties[0].fql: fql: 1:10: unterminated arguments of lowercase()", 11, 14},
+	{"transformation-no-source.bad.yaml", "transformations[0].source: required", 2, 5},
+	{"transformation-undeclared-destination.bad.yaml", `transformations[0].destination: destination "hook" is not declared in destinations`, 5, 18},
+	{"transformation-unknown-key.bad.yaml", "transformations[0].propertyRename: unknown field (did you mean propertyRenames?)", 6, 5},
+	{"transformation-rename-unknown-key.bad.yaml", "transformations[0].propertyRenames[0].newname: unknown field (did you mean newName?)", 7, 22},
+	{"transformation-changes-nothing.bad.yaml", "transformations[0]: the transformation changes nothing", 3, 5},
+	{"transformation-duplicate-id.bad.yaml", `transformations[1].id: duplicate transformation id "t" (first declared at line 3)`, 4, 10},
+	{"filter-bad-percent.bad.yaml", "destinations[0].filters[0].actions[0].percent: 1.5 is out of range", 8, 22},
+	{"filter-percent-string.bad.yaml", "destinations[0].filters[0].actions[0].percent: must be a number", 8, 22},
+	{"filter-bad-fql.bad.yaml", "destinations[0].filters[0].if: fql: 1:8: expected a value after '='", 5, 13},
+	{"filter-bad-fields.bad.yaml", `destinations[0].filters[0].actions[0].fields["properties"].field: unknown field (did you mean fields?)`, 9, 28},
+	{"filter-protected-field.bad.yaml", `destinations[0].filters[0].actions[0].fields[""][1]: "messageId" cannot be removed`, 9, 28},
+	{"dedup-window-short.bad.yaml", "dedup_window: 30m is too short: at least 1h0m0s", 1, 15},
+	{"dedup-window-bad.bad.yaml", `dedup_window: "30 days" is not a duration`, 1, 15},
+}
+
+// TestParseBadRulesReportOnlyTheCause checks that rules whose YAML has a
+// problem are not also compiled: the follow-on errors would only confuse.
+func TestParseBadRulesReportOnlyTheCause(t *testing.T) {
+	for _, file := range []string{
+		"transformation-unknown-key.bad.yaml",
+		"transformation-rename-unknown-key.bad.yaml",
+		"filter-bad-fields.bad.yaml",
+		"filter-percent-string.bad.yaml",
+	} {
+		t.Run(file, func(t *testing.T) {
+			_, err := parseFile(t, file)
+			if errs := loadErrors(t, err); len(errs) != 1 {
+				t.Errorf("got %d errors, want only the YAML problem:\n%v", len(errs), err)
+			}
+		})
+	}
 }
 
 func TestParseBadFiles(t *testing.T) {
@@ -198,6 +246,7 @@ func TestParseFull(t *testing.T) {
 		{
 			ID: "hook", Name: "Order webhook", Type: "webhook", Enabled: true,
 			Sources: []string{"web", "ios"},
+			Filters: []transform.Filter{},
 			Settings: map[string]any{
 				"url":     "https://example.com/hook?token=${literal}",
 				"headers": headers,
@@ -217,17 +266,214 @@ func TestParseFull(t *testing.T) {
 			ID: "archive", Type: "webhook", Enabled: true,
 			Sources:  []string{"web"},
 			Settings: map[string]any{"headers": headers},
+			Filters:  []transform.Filter{},
 			Origin:   OriginFile,
 		},
 		{
 			ID: "disabled", Type: "amplitude", Enabled: false,
 			Sources:  []string{},
 			Settings: map[string]any{},
+			Filters:  []transform.Filter{},
 			Origin:   OriginFile,
 		},
 	}
 	if !reflect.DeepEqual(cfg.Destinations, wantDestinations) {
 		t.Errorf("Destinations =\n%+v\nwant\n%+v", cfg.Destinations, wantDestinations)
+	}
+}
+
+// TestParseRules checks every field of tracking plans, schema blocks,
+// transformations and filters as decoded from rules.good.yaml.
+func TestParseRules(t *testing.T) {
+	cfg, err := parseFile(t, "rules.good.yaml")
+	if err != nil {
+		t.Fatalf("unexpected error:\n%v", err)
+	}
+	if cfg.DedupWindow != 168*time.Hour {
+		t.Errorf("DedupWindow = %v, want 168h", cfg.DedupWindow)
+	}
+	traits := json.RawMessage(`{"properties":{"traits":{"properties":{"email":{"format":"email","type":"string"}},"type":"object"}},"type":"object"}`)
+	wantPlans := []TrackingPlan{
+		{
+			ID: "web-plan", Name: "Web plan", Origin: OriginFile,
+			Rules: PlanRules{
+				Events: map[string]json.RawMessage{
+					"Order Completed": json.RawMessage(`{"properties":{"properties":{"properties":{"total":{"minimum":0,"type":"number"}},"required":["total"],"type":"object"}},"type":"object"}`),
+					"Signed Up":       json.RawMessage(`{}`),
+					"Viewed":          json.RawMessage(`{}`),
+				},
+				Identify: traits,
+				Group:    traits,
+			},
+		},
+		{ID: "empty-plan", Name: "empty-plan", Origin: OriginFile, Rules: PlanRules{Events: map[string]json.RawMessage{}}},
+	}
+	if !reflect.DeepEqual(cfg.TrackingPlans, wantPlans) {
+		got, _ := json.Marshal(cfg.TrackingPlans)
+		want, _ := json.Marshal(wantPlans)
+		t.Errorf("TrackingPlans =\n%s\nwant\n%s", got, want)
+	}
+	wantSources := []Source{
+		{
+			ID: "web", Name: "web", Origin: OriginFile, TrackingPlan: "web-plan",
+			Schema: SourceSchema{
+				Enforcement: plan.Enforcement{
+					TrackUnplannedEvents: plan.Block,
+					TrackViolations:      plan.OmitProperties,
+					CommonViolations:     plan.Omit, // from ${COMMON:-omit}
+				},
+				ForwardViolationsTo: "protocols",
+				ForwardBlockedTo:    "protocols",
+			},
+		},
+		{ID: "protocols", Name: "protocols", Origin: OriginFile, TrackingPlan: "empty-plan"},
+	}
+	if !reflect.DeepEqual(cfg.Sources, wantSources) {
+		t.Errorf("Sources =\n%+v\nwant\n%+v", cfg.Sources, wantSources)
+	}
+	off, quarter := false, 0.25
+	wantFilters := []transform.Filter{
+		{
+			ID: "no-pii", Title: "No PII", Description: "Drop emails", If: "all",
+			Actions: []transform.Action{{
+				Type:   transform.BlocklistFields,
+				Fields: transform.Fields{"properties": {"email"}, "context": {"ip"}, "": {"anonymousId"}},
+			}},
+		},
+		{
+			If: "properties.test = true", Enabled: &off,
+			Actions: []transform.Action{
+				{Type: transform.SampleEvent, Percent: &quarter, Path: "userId"},
+				{Type: transform.DropEvent},
+			},
+		},
+	}
+	if len(cfg.Destinations) != 1 || !reflect.DeepEqual(cfg.Destinations[0].Filters, wantFilters) {
+		t.Errorf("Destinations = %+v, want one with filters %+v", cfg.Destinations, wantFilters)
+	}
+	on := true
+	wantTransformations := []Transformation{
+		{
+			Transformation: transform.Transformation{
+				ID: "rename", Name: "Rename", Enabled: &on, If: "event = 'Checkout'", NewEventName: "Order Completed",
+				PropertyRenames: []transform.PropertyRename{{OldName: "orderId", NewName: "order.id"}},
+				PropertyDrops:   []string{"debug"},
+			},
+			Source: "web", Origin: OriginFile,
+		},
+		{
+			Transformation: transform.Transformation{
+				ID: "hook-only", Enabled: &off, If: "all",
+				PropertyValueTransformations: []transform.PropertyValueTransformation{{
+					PropertyPaths: []string{"properties.channel", "context.channel"},
+					PropertyValue: map[string]any{"kind": "web", "n": float64(2)},
+				}},
+				FQLDefinedProperties: []transform.FQLDefinedProperty{{FQL: "lowercase(properties.email)", PropertyName: "properties.email"}},
+			},
+			Source: "web", Destination: "hook", Origin: OriginFile,
+		},
+	}
+	if !reflect.DeepEqual(cfg.Transformations, wantTransformations) {
+		got, _ := json.Marshal(cfg.Transformations)
+		want, _ := json.Marshal(wantTransformations)
+		t.Errorf("Transformations =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestParseRulesMatchJSON checks that rules read from a file equal the same
+// rules sent to the Config API as JSON, once in canonical form, so that a
+// plan moved from one to the other is the same plan.
+func TestParseRulesMatchJSON(t *testing.T) {
+	yamlText := `
+tracking_plans:
+  - id: p
+    rules:
+      events:
+        E:
+          type: object
+          properties: {properties: {type: object, required: [a], properties: {a: {type: integer, maximum: 10}}}}
+`
+	jsonText := `{"events": {"E": {"type": "object", "properties": {"properties": {"properties": {"a": {"maximum": 10, "type": "integer"}}, "required": ["a"], "type": "object"}}}}}`
+	cfg, err := parse("t.yaml", []byte(yamlText), lookupIn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromJSON PlanRules
+	if err := json.Unmarshal([]byte(jsonText), &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	canon, errs := CanonicalRules("", fromJSON)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if got, want := string(cfg.TrackingPlans[0].Rules.Events["E"]), string(canon.Events["E"]); got != want {
+		t.Errorf("from YAML %s\nfrom JSON %s", got, want)
+	}
+}
+
+func TestParseDedupWindow(t *testing.T) {
+	for _, tc := range []struct {
+		text    string
+		want    time.Duration
+		wantErr string
+	}{
+		{"", DefaultDedupWindow, ""},
+		{"dedup_window: 1h\n", time.Hour, ""},
+		{"dedup_window: 2160h\n", 90 * 24 * time.Hour, ""},
+		{"dedup_window: ${WINDOW:-48h}\n", 48 * time.Hour, ""},
+		{"dedup_window: 59m59s\n", 0, "too short: at least 1h0m0s"},
+		{"dedup_window: -1h\n", 0, "too short"},
+		{"dedup_window: 30\n", 0, "is not a duration"},
+		{"dedup_window: [1h]\n", 0, "must be a string"},
+	} {
+		t.Run(tc.text, func(t *testing.T) {
+			cfg, err := parse("t.yaml", []byte(tc.text), lookupIn(nil))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), "t.yaml:1:15: dedup_window: ") || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("err = %v, want %q at 1:15", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.DedupWindow != tc.want {
+				t.Errorf("DedupWindow = %v, want %v", cfg.DedupWindow, tc.want)
+			}
+		})
+	}
+}
+
+// TestSchemaFieldsFollowEnforcement keeps the keys a schema block accepts
+// in step with the controls plan.Enforcement has.
+func TestSchemaFieldsFollowEnforcement(t *testing.T) {
+	var e plan.Enforcement
+	for i, key := range enforcementKeys() {
+		if !setEnforcement(&e, key, fmt.Sprint(i)) {
+			t.Errorf("setEnforcement(%q) found no field", key)
+		}
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]string
+	if err := json.Unmarshal(b, &fields); err != nil {
+		t.Fatal(err)
+	}
+	if len(fields) != 8 || len(enforcementKeys()) != len(fields) {
+		t.Fatalf("enforcement keys %v, JSON fields %v: want the 8 controls", enforcementKeys(), fields)
+	}
+	for i, key := range enforcementKeys() {
+		// The yaml and json names agree, and each key set its own field.
+		if fields[key] != fmt.Sprint(i) {
+			t.Errorf("control %q: JSON field = %q, want %d", key, fields[key], i)
+		}
+	}
+	for _, key := range []string{"forward_violations_to", "forward_blocked_to", "track_unplanned_events", "common_violations"} {
+		if !slices.Contains(schemaFields, key) {
+			t.Errorf("schema block does not accept %q", key)
+		}
 	}
 }
 
@@ -293,7 +539,7 @@ func TestParseEmpty(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(cfg, &Config{}) {
+			if !reflect.DeepEqual(cfg, &Config{DedupWindow: DefaultDedupWindow}) {
 				t.Errorf("config = %+v, want empty", cfg)
 			}
 		})
@@ -406,10 +652,25 @@ func TestParsePublicURL(t *testing.T) {
 }
 
 // TestSecretsNotPrinted proves that neither formatting nor JSON reveals the
-// admin token of a loaded config.
+// admin token of a loaded config, also one with every kind of rule.
 func TestSecretsNotPrinted(t *testing.T) {
 	const token = "very-secret-admin-token-42"
-	text := "admin_token: ${TOKEN}\nsources:\n  - id: web\n"
+	text := "admin_token: ${TOKEN}\n" + `
+sources:
+  - id: web
+    tracking_plan: p
+    schema: {track_unplanned_events: block}
+tracking_plans:
+  - id: p
+    rules: {events: {E: {type: object}}}
+destinations:
+  - id: d
+    type: webhook
+    sources: [web]
+    filters: [{if: all, actions: [{type: sample_event, percent: 0.5}]}]
+transformations:
+  - {id: t, source: web, if: all, propertyValueTransformations: [{propertyPaths: [properties.x], propertyValue: {a: [1]}}]}
+`
 	cfg, err := parse("t.yaml", []byte(text), lookupIn(map[string]string{"TOKEN": token}))
 	if err != nil {
 		t.Fatal(err)
@@ -427,6 +688,11 @@ func TestSecretsNotPrinted(t *testing.T) {
 	}
 	if strings.Contains(string(data), token) {
 		t.Errorf("JSON config contains the admin token: %s", data)
+	}
+	for _, want := range []string{`"tracking_plan":"p"`, `"track_unplanned_events":"block"`, `"E":{"type":"object"}`, `"percent":0.5`, `"propertyValue":{"a":[1]}`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("JSON config lacks %s: %s", want, data)
+		}
 	}
 
 	// Nor do errors about it.
@@ -450,8 +716,23 @@ func TestExampleConfig(t *testing.T) {
 	if got := cfg.AdminToken.Value(); got != "change-me-to-a-long-random-token" {
 		t.Errorf("AdminToken default = %q", got)
 	}
-	if len(cfg.Sources) != 2 {
-		t.Errorf("got %d sources, want 2", len(cfg.Sources))
+	if len(cfg.Sources) != 3 {
+		t.Errorf("got %d sources, want 3", len(cfg.Sources))
+	}
+	if cfg.DedupWindow != DefaultDedupWindow {
+		t.Errorf("DedupWindow = %v, want the default written out", cfg.DedupWindow)
+	}
+	if len(cfg.TrackingPlans) != 1 || len(cfg.TrackingPlans[0].Rules.Events) == 0 || cfg.TrackingPlans[0].Rules.Identify == nil {
+		t.Errorf("tracking plans = %+v, want one with event and identify rules", cfg.TrackingPlans)
+	}
+	if web := cfg.Sources[0]; web.TrackingPlan == "" || web.Schema.Enforcement == (plan.Enforcement{}) || web.Schema.ForwardViolationsTo == "" {
+		t.Errorf("source %s = %+v, want a tracking plan, enforcement and forwards", web.ID, web)
+	}
+	if len(cfg.Transformations) < 2 || cfg.Transformations[1].Destination == "" {
+		t.Errorf("transformations = %+v, want a source-scoped and a destination-scoped one", cfg.Transformations)
+	}
+	if len(cfg.Destinations) > 0 && len(cfg.Destinations[0].Filters) == 0 {
+		t.Errorf("destination has no filters")
 	}
 	if len(cfg.Destinations) != 1 || cfg.Destinations[0].Type != "webhook" {
 		t.Fatalf("destinations = %+v, want one webhook", cfg.Destinations)

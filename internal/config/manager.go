@@ -10,6 +10,8 @@ import (
 )
 
 // Manager keeps the live [Workspace] snapshot in step with the state store.
+// Rules stored in the store that no longer compile are logged at Error
+// once per config version (see [BuildWorkspace] for what is done instead).
 // Changes made through this process's Config API take effect before the
 // API answers (it calls Reload); changes made by another node sharing the
 // store are picked up by Run, which watches the store's config_version.
@@ -50,10 +52,28 @@ func (m *Manager) Reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reloading workspace: %w", err)
 	}
+	plans, err := m.repo.ListTrackingPlans(ctx)
+	if err != nil {
+		return fmt.Errorf("reloading workspace: %w", err)
+	}
+	transformations, err := m.repo.ListTransformations(ctx)
+	if err != nil {
+		return fmt.Errorf("reloading workspace: %w", err)
+	}
 	prev := m.cur.Load()
-	m.cur.Store(NewWorkspace(version, m.settings, sources, dests))
+	ws := BuildWorkspace(version, m.settings, Contents{
+		Sources: sources, Destinations: dests, TrackingPlans: plans, Transformations: transformations,
+	})
+	m.cur.Store(ws)
+	if prev == nil || prev.Version != version {
+		// Once per version, not on every Reload of the same one.
+		for _, p := range ws.Problems() {
+			m.logger.Error("workspace rule not applied as stored", "version", version, "err", p)
+		}
+	}
 	if prev != nil && prev.Version != version {
-		m.logger.Info("workspace reloaded", "version", version, "sources", len(sources), "destinations", len(dests))
+		m.logger.Info("workspace reloaded", "version", version, "sources", len(sources), "destinations", len(dests),
+			"tracking_plans", len(plans), "transformations", len(transformations))
 	}
 	return nil
 }

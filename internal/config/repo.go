@@ -3,32 +3,32 @@ package config
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/confluxcdp/conflux/internal/process/plan"
+	"github.com/confluxcdp/conflux/internal/process/transform"
 	"github.com/confluxcdp/conflux/internal/store"
 )
 
-// ErrNotFound means the source or destination named in a [Repo] call does
-// not exist. The Config API answers it with 404.
+// ErrNotFound means the workspace object named in a [Repo] call does not
+// exist. The Config API answers it with 404.
 var ErrNotFound = errors.New("not found")
 
 // ErrConflict means a [Repo] change clashes with the stored workspace: the
-// id or write key is taken, a source is still used by destinations, or a
-// file-declared object collides with one created through the API. The
-// Config API answers it with 409.
+// id or write key is taken, an object is still used by another (a source
+// by destinations, a tracking plan by sources, …), or a file-declared
+// object collides with one created through the API. The Config API
+// answers it with 409.
 var ErrConflict = errors.New("conflict")
 
-// ValidationError is every problem found in the shape of a source or
-// destination handed to a [Repo], or of a [Config] handed to
+// ValidationError is every problem found in the shape of a workspace
+// object handed to a [Repo], or of a [Config] handed to
 // [Repo.ApplyFile]. The Config API answers it with 400 and the list.
 // Match it with errors.AsType[*config.ValidationError].
 type ValidationError struct {
@@ -55,10 +55,11 @@ func (e *ValidationError) Unwrap() []error {
 }
 
 // Repo is the workspace persisted in the state store: sources with their
-// write keys, destinations, a few meta values, and the config version that
-// every change bumps. It is safe for concurrent use; on both engines writes
-// are serialised (SQLite's write lock, a row lock on PostgreSQL), so each
-// write sees the effect of the previous one.
+// write keys, destinations, tracking plans, transformations, a few meta
+// values, and the config version that every change bumps. It is safe for
+// concurrent use; on both engines writes are serialised (SQLite's write
+// lock, a row lock on PostgreSQL), so each write sees the effect of the
+// previous one.
 //
 // Retired write keys past their expiry are invisible to every method, and
 // are deleted by the next write.
@@ -179,7 +180,8 @@ type storedSource struct {
 // loadSources reads sources (all, or the one with id) with their current
 // and unexpired retired keys, ordered by id.
 func (r *Repo) loadSources(ctx context.Context, q queryer, now int64, id string) ([]storedSource, error) {
-	query := `SELECT s.id, s.name, s.origin, s.file_hash, s.created_at, s.updated_at, k.write_key, k.expires_at
+	query := `SELECT s.id, s.name, s.origin, s.file_hash, s.created_at, s.updated_at,
+	s.tracking_plan_id, s.enforcement, s.forward_violations_to, s.forward_blocked_to, k.write_key, k.expires_at
 FROM sources s
 LEFT JOIN source_write_keys k ON k.source_id = s.id AND (k.expires_at IS NULL OR k.expires_at > ?)`
 	args := []any{now}
@@ -198,15 +200,23 @@ LEFT JOIN source_write_keys k ON k.source_id = s.id AND (k.expires_at IS NULL OR
 	var out []storedSource
 	for rows.Next() {
 		var (
-			s                storedSource
-			fileHash, key    sql.NullString
-			created, updated int64
-			expiresAt        sql.NullInt64
+			s                               storedSource
+			fileHash, key                   sql.NullString
+			trackingPlan, fwdViol, fwdBlock sql.NullString
+			enforcement                     string
+			created, updated                int64
+			expiresAt                       sql.NullInt64
 		)
-		if err := rows.Scan(&s.ID, &s.Name, &s.Origin, &fileHash, &created, &updated, &key, &expiresAt); err != nil {
+		if err := rows.Scan(&s.ID, &s.Name, &s.Origin, &fileHash, &created, &updated,
+			&trackingPlan, &enforcement, &fwdViol, &fwdBlock, &key, &expiresAt); err != nil {
 			return nil, err
 		}
 		if n := len(out); n == 0 || out[n-1].ID != s.ID {
+			if err := json.Unmarshal([]byte(enforcement), &s.Schema.Enforcement); err != nil {
+				return nil, fmt.Errorf("decoding the schema of source %q: %w", s.ID, err)
+			}
+			s.TrackingPlan = trackingPlan.String
+			s.Schema.ForwardViolationsTo, s.Schema.ForwardBlockedTo = fwdViol.String, fwdBlock.String
 			s.fileHash = fileHash.String
 			s.CreatedAt, s.UpdatedAt = fromMillis(created), fromMillis(updated)
 			out = append(out, s)
@@ -308,13 +318,13 @@ func (r *Repo) checkKeyFree(ctx context.Context, tx *sql.Tx, id, key string) err
 	return nil
 }
 
+// insertSource stores a new source with its tracking plan and enforcement
+// but without its forwards, which may name sources not stored yet: see
+// [Repo.setForwards].
 func (r *Repo) insertSource(ctx context.Context, tx *sql.Tx, s Source, fileHash string, now int64) error {
-	var hash any
-	if fileHash != "" {
-		hash = fileHash
-	}
-	_, err := tx.ExecContext(ctx, r.db.Rebind(`INSERT INTO sources (id, name, origin, file_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`),
-		s.ID, s.Name, s.Origin, hash, now, now)
+	_, err := tx.ExecContext(ctx, r.db.Rebind(`INSERT INTO sources (id, name, origin, file_hash, created_at, updated_at, tracking_plan_id, enforcement)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		s.ID, s.Name, s.Origin, nullable(fileHash), now, now, nullable(s.TrackingPlan), enforcementJSON(s.Schema.Enforcement))
 	if store.IsUniqueViolation(err) {
 		return fmt.Errorf("source %q already exists: %w", s.ID, ErrConflict)
 	}
@@ -322,6 +332,80 @@ func (r *Repo) insertSource(ctx context.Context, tx *sql.Tx, s Source, fileHash 
 		return fmt.Errorf("inserting source %q: %w", s.ID, err)
 	}
 	return r.insertCurrentKey(ctx, tx, s.ID, s.WriteKey, now)
+}
+
+// setForwards stores the forwards of s's schema block.
+func (r *Repo) setForwards(ctx context.Context, tx *sql.Tx, s Source) error {
+	if _, err := tx.ExecContext(ctx, r.db.Rebind(`UPDATE sources SET forward_violations_to = ?, forward_blocked_to = ? WHERE id = ?`),
+		nullable(s.Schema.ForwardViolationsTo), nullable(s.Schema.ForwardBlockedTo), s.ID); err != nil {
+		return fmt.Errorf("updating the forwards of source %q: %w", s.ID, err)
+	}
+	return nil
+}
+
+// setRules stores s's tracking plan and enforcement.
+func (r *Repo) setRules(ctx context.Context, tx *sql.Tx, s Source) error {
+	if _, err := tx.ExecContext(ctx, r.db.Rebind(`UPDATE sources SET tracking_plan_id = ?, enforcement = ? WHERE id = ?`),
+		nullable(s.TrackingPlan), enforcementJSON(s.Schema.Enforcement), s.ID); err != nil {
+		return fmt.Errorf("updating the tracking plan of source %q: %w", s.ID, err)
+	}
+	return nil
+}
+
+// enforcementJSON encodes an enforcement as stored. It cannot fail: the
+// fields are strings.
+func enforcementJSON(e plan.Enforcement) string {
+	b, _ := json.Marshal(e)
+	return string(b)
+}
+
+// nullable stores "" as NULL.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// missingRefs reports each of s's references (its tracking plan, the
+// sources it forwards to) that is not stored, as FieldErrors under prefix.
+func (r *Repo) missingRefs(ctx context.Context, tx *sql.Tx, s *Source, prefix string) ([]*FieldError, error) {
+	var errs []*FieldError
+	if s.TrackingPlan != "" {
+		ok, err := r.exists(ctx, tx, "tracking_plans", s.TrackingPlan)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			errs = append(errs, &FieldError{Path: join(prefix, "tracking_plan"), Message: fmt.Sprintf("tracking plan %q does not exist", s.TrackingPlan)})
+		}
+	}
+	for _, f := range []struct{ key, id string }{
+		{"forward_violations_to", s.Schema.ForwardViolationsTo},
+		{"forward_blocked_to", s.Schema.ForwardBlockedTo},
+	} {
+		if f.id == "" {
+			continue
+		}
+		ok, err := r.exists(ctx, tx, "sources", f.id)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			errs = append(errs, &FieldError{Path: join(join(prefix, "schema"), f.key), Message: fmt.Sprintf("source %q does not exist", f.id)})
+		}
+	}
+	return errs, nil
+}
+
+// exists reports whether table holds a row with id. table is one of the
+// workspace tables, never user input.
+func (r *Repo) exists(ctx context.Context, q queryer, table, id string) (bool, error) {
+	var n int
+	if err := q.QueryRowContext(ctx, r.db.Rebind(`SELECT COUNT(*) FROM `+table+` WHERE id = ?`), id).Scan(&n); err != nil {
+		return false, fmt.Errorf("looking up %q in %s: %w", id, table, err)
+	}
+	return n > 0, nil
 }
 
 func checkOrigin(origin string) string {
@@ -335,9 +419,10 @@ func checkOrigin(origin string) string {
 // CreateSource stores a new source and returns it as stored. An empty
 // WriteKey gets a generated one, an empty Name defaults to the ID (as in the
 // config file), an empty Origin to [OriginAPI]; RetiredKeys and timestamps
-// are ignored. Shape problems are a [*ValidationError]; an id or write key
-// already in use (by any source, as current or unexpired retired key)
-// matches [ErrConflict].
+// are ignored. Shape problems, and a tracking plan or forward source that
+// does not exist, are a [*ValidationError]; an id or write key already in
+// use (by any source, as current or unexpired retired key) matches
+// [ErrConflict].
 func (r *Repo) CreateSource(ctx context.Context, s Source) (Source, error) {
 	errs := s.Validate("")
 	if m := checkOrigin(s.Origin); m != "" {
@@ -356,10 +441,19 @@ func (r *Repo) CreateSource(ctx context.Context, s Source) (Source, error) {
 		if err := r.checkKeyFree(ctx, tx, s.ID, s.WriteKey); err != nil {
 			return false, err
 		}
+		errs, err := r.missingRefs(ctx, tx, &s, "")
+		if err != nil {
+			return false, err
+		}
+		if len(errs) > 0 {
+			return false, &ValidationError{Errors: errs}
+		}
 		if err := r.insertSource(ctx, tx, s, "", now); err != nil {
 			return false, err
 		}
-		var err error
+		if err := r.setForwards(ctx, tx, s); err != nil {
+			return false, err
+		}
 		out, err = r.getSource(ctx, tx, now, s.ID)
 		return true, err
 	})
@@ -369,13 +463,16 @@ func (r *Repo) CreateSource(ctx context.Context, s Source) (Source, error) {
 	return out.Source, nil
 }
 
-// UpdateSource changes a source's name and, when s.WriteKey is non-empty and
-// differs from the current key, its write key: the old current key stops
-// working at once (use [Repo.RotateWriteKey] for a grace period). An empty
-// Name resets it to the ID. Origin, retired keys and CreatedAt are kept.
-// It returns the source as stored, an error matching [ErrNotFound] or
-// [ErrConflict] (the new key belongs to another source), or a
-// [*ValidationError]. Updating with unchanged values changes nothing.
+// UpdateSource changes a source's name, tracking plan and schema block to
+// s's (all three are replaced: an empty TrackingPlan detaches the plan)
+// and, when s.WriteKey is non-empty and differs from the current key, its
+// write key: the old current key stops working at once (use
+// [Repo.RotateWriteKey] for a grace period). An empty Name resets it to the
+// ID. Origin, retired keys and CreatedAt are kept. It returns the source as
+// stored, an error matching [ErrNotFound] or [ErrConflict] (the new key
+// belongs to another source), or a [*ValidationError] (including a
+// tracking plan or forward source that does not exist). Updating with
+// unchanged values changes nothing.
 //
 // The stored file hash is kept: if the config file's declaration of the
 // source has not changed since it was last applied, [Repo.ApplyFile] leaves
@@ -391,10 +488,29 @@ func (r *Repo) UpdateSource(ctx context.Context, s Source) (Source, error) {
 		if err != nil {
 			return false, err
 		}
+		errs, err := r.missingRefs(ctx, tx, &s, "")
+		if err != nil {
+			return false, err
+		}
+		if len(errs) > 0 {
+			return false, &ValidationError{Errors: errs}
+		}
 		changed := false
 		if s.Name != cur.Name {
 			if _, err := tx.ExecContext(ctx, r.db.Rebind(`UPDATE sources SET name = ? WHERE id = ?`), s.Name, s.ID); err != nil {
 				return false, fmt.Errorf("updating source %q: %w", s.ID, err)
+			}
+			changed = true
+		}
+		if s.TrackingPlan != cur.TrackingPlan || s.Schema.Enforcement != cur.Schema.Enforcement {
+			if err := r.setRules(ctx, tx, s); err != nil {
+				return false, err
+			}
+			changed = true
+		}
+		if s.Schema.ForwardViolationsTo != cur.Schema.ForwardViolationsTo || s.Schema.ForwardBlockedTo != cur.Schema.ForwardBlockedTo {
+			if err := r.setForwards(ctx, tx, s); err != nil {
+				return false, err
 			}
 			changed = true
 		}
@@ -468,8 +584,10 @@ func (r *Repo) RotateWriteKey(ctx context.Context, id string, grace time.Duratio
 }
 
 // DeleteSource deletes source id and all its write keys. It returns an
-// error matching [ErrNotFound], or [ErrConflict] naming the destinations
-// that still send its events somewhere (remove it from them first).
+// error matching [ErrNotFound], or [ErrConflict] naming what still uses it
+// (change or delete that first): destinations that receive its events,
+// transformations of its events, and sources that forward their
+// violations or blocked events to it.
 func (r *Repo) DeleteSource(ctx context.Context, id string) error {
 	err := r.write(ctx, func(tx *sql.Tx, now int64) (bool, error) {
 		if _, err := r.getSource(ctx, tx, now, id); err != nil {
@@ -483,14 +601,27 @@ func (r *Repo) DeleteSource(ctx context.Context, id string) error {
 	return nil
 }
 
-// deleteSource deletes an existing source unless destinations use it.
+// deleteSource deletes an existing source unless something uses it.
 func (r *Repo) deleteSource(ctx context.Context, tx *sql.Tx, id string) error {
-	users, err := r.destinationsUsing(ctx, tx, id)
-	if err != nil {
-		return err
+	var uses []string
+	for _, u := range []struct {
+		what, query string
+		args        []any
+	}{
+		{"destinations", `SELECT destination_id FROM destination_sources WHERE source_id = ?`, []any{id}},
+		{"transformations", `SELECT id FROM transformations WHERE source_id = ?`, []any{id}},
+		{"sources forwarding to it", `SELECT id FROM sources WHERE (forward_violations_to = ? OR forward_blocked_to = ?) AND id <> ?`, []any{id, id, id}},
+	} {
+		ids, err := r.ids(ctx, tx, u.query, u.args...)
+		if err != nil {
+			return fmt.Errorf("finding the users of source %q: %w", id, err)
+		}
+		if len(ids) > 0 {
+			uses = append(uses, u.what+" "+quoteList(ids))
+		}
 	}
-	if len(users) > 0 {
-		return fmt.Errorf("source %q is used by destinations %s: %w", id, quoteList(users), ErrConflict)
+	if len(uses) > 0 {
+		return fmt.Errorf("source %q is used by %s: %w", id, strings.Join(uses, "; "), ErrConflict)
 	}
 	if _, err := tx.ExecContext(ctx, r.db.Rebind(`DELETE FROM sources WHERE id = ?`), id); err != nil {
 		return fmt.Errorf("deleting source %q: %w", id, err)
@@ -498,22 +629,24 @@ func (r *Repo) deleteSource(ctx context.Context, tx *sql.Tx, id string) error {
 	return nil
 }
 
-func (r *Repo) destinationsUsing(ctx context.Context, tx *sql.Tx, sourceID string) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, r.db.Rebind(`SELECT destination_id FROM destination_sources WHERE source_id = ?`), sourceID)
+// ids runs a query that selects one text column and returns the values,
+// sorted.
+func (r *Repo) ids(ctx context.Context, q queryer, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, r.db.Rebind(query), args...)
 	if err != nil {
-		return nil, fmt.Errorf("finding destinations of source %q: %w", sourceID, err)
+		return nil, err
 	}
 	defer rows.Close()
 	var ids []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("finding destinations of source %q: %w", sourceID, err)
+			return nil, err
 		}
 		ids = append(ids, id)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("finding destinations of source %q: %w", sourceID, err)
+		return nil, err
 	}
 	slices.Sort(ids)
 	return ids, nil
@@ -564,7 +697,7 @@ type storedDestination struct {
 // loadDestinations reads destinations (all, or the one with id) ordered by
 // id, each with its sources ordered by id.
 func (r *Repo) loadDestinations(ctx context.Context, q queryer, id string) ([]storedDestination, error) {
-	query := `SELECT d.id, d.name, d.type, d.enabled, d.settings, d.origin, d.file_hash, d.created_at, d.updated_at, ds.source_id
+	query := `SELECT d.id, d.name, d.type, d.enabled, d.settings, d.filters, d.origin, d.file_hash, d.created_at, d.updated_at, ds.source_id
 FROM destinations d
 LEFT JOIN destination_sources ds ON ds.destination_id = d.id`
 	var args []any
@@ -583,11 +716,11 @@ LEFT JOIN destination_sources ds ON ds.destination_id = d.id`
 	for rows.Next() {
 		var (
 			d                  storedDestination
-			settings           string
+			settings, filters  string
 			fileHash, sourceID sql.NullString
 			created, updated   int64
 		)
-		if err := rows.Scan(&d.ID, &d.Name, &d.Type, &d.Enabled, &settings, &d.Origin, &fileHash, &created, &updated, &sourceID); err != nil {
+		if err := rows.Scan(&d.ID, &d.Name, &d.Type, &d.Enabled, &settings, &filters, &d.Origin, &fileHash, &created, &updated, &sourceID); err != nil {
 			return nil, err
 		}
 		if n := len(out); n == 0 || out[n-1].ID != d.ID {
@@ -596,6 +729,12 @@ LEFT JOIN destination_sources ds ON ds.destination_id = d.id`
 			}
 			if d.Settings == nil {
 				d.Settings = map[string]any{}
+			}
+			if err := json.Unmarshal([]byte(filters), &d.Filters); err != nil {
+				return nil, fmt.Errorf("decoding filters of destination %q: %w", d.ID, err)
+			}
+			if d.Filters == nil {
+				d.Filters = []transform.Filter{}
 			}
 			d.Sources = []string{}
 			d.fileHash = fileHash.String
@@ -662,17 +801,38 @@ func settingsJSON(settings map[string]any) (string, error) {
 	return string(b), nil
 }
 
-// validateDestination checks d's shape and encodes its settings.
-func validateDestination(d *Destination, prefix string) (settings string, errs []*FieldError) {
+// filtersJSON encodes filters as stored: a JSON list, [] for nil.
+func filtersJSON(filters []transform.Filter) (string, error) {
+	if len(filters) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(filters)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// encodedDestination is what a destination's JSON columns hold.
+type encodedDestination struct {
+	settings, filters string
+}
+
+// validateDestination checks d's shape and encodes its settings and
+// filters.
+func validateDestination(d *Destination, prefix string) (enc encodedDestination, errs []*FieldError) {
 	errs = d.Validate(prefix)
 	if m := checkOrigin(d.Origin); m != "" {
 		errs = append(errs, &FieldError{Path: join(prefix, "origin"), Message: m})
 	}
-	settings, err := settingsJSON(d.Settings)
-	if err != nil {
+	var err error
+	if enc.settings, err = settingsJSON(d.Settings); err != nil {
 		errs = append(errs, &FieldError{Path: join(prefix, "settings"), Message: "cannot be encoded as JSON: " + err.Error()})
 	}
-	return settings, errs
+	if enc.filters, err = filtersJSON(d.Filters); err != nil {
+		errs = append(errs, &FieldError{Path: join(prefix, "filters"), Message: "cannot be encoded as JSON: " + err.Error()})
+	}
+	return enc, errs
 }
 
 // missingSources reports each of d's sources that is not stored, as a
@@ -691,13 +851,9 @@ func (r *Repo) missingSources(ctx context.Context, tx *sql.Tx, d *Destination, p
 	return errs, nil
 }
 
-func (r *Repo) insertDestination(ctx context.Context, tx *sql.Tx, d Destination, settings, fileHash string, now int64) error {
-	var hash any
-	if fileHash != "" {
-		hash = fileHash
-	}
-	_, err := tx.ExecContext(ctx, r.db.Rebind(`INSERT INTO destinations (id, name, type, enabled, settings, origin, file_hash, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), d.ID, d.Name, d.Type, d.Enabled, settings, d.Origin, hash, now, now)
+func (r *Repo) insertDestination(ctx context.Context, tx *sql.Tx, d Destination, enc encodedDestination, fileHash string, now int64) error {
+	_, err := tx.ExecContext(ctx, r.db.Rebind(`INSERT INTO destinations (id, name, type, enabled, settings, filters, origin, file_hash, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), d.ID, d.Name, d.Type, d.Enabled, enc.settings, enc.filters, d.Origin, nullable(fileHash), now, now)
 	if store.IsUniqueViolation(err) {
 		return fmt.Errorf("destination %q already exists: %w", d.ID, ErrConflict)
 	}
@@ -719,9 +875,9 @@ func (r *Repo) insertDestinationSources(ctx context.Context, tx *sql.Tx, d Desti
 
 // updateDestination replaces every field of stored destination d but its
 // origin and created_at; fileHash nil keeps the stored hash.
-func (r *Repo) updateDestination(ctx context.Context, tx *sql.Tx, d Destination, settings string, fileHash *string, now int64) error {
-	query := `UPDATE destinations SET name = ?, type = ?, enabled = ?, settings = ?, updated_at = ?`
-	args := []any{d.Name, d.Type, d.Enabled, settings, now}
+func (r *Repo) updateDestination(ctx context.Context, tx *sql.Tx, d Destination, enc encodedDestination, fileHash *string, now int64) error {
+	query := `UPDATE destinations SET name = ?, type = ?, enabled = ?, settings = ?, filters = ?, updated_at = ?`
+	args := []any{d.Name, d.Type, d.Enabled, enc.settings, enc.filters, now}
 	if fileHash != nil {
 		query += `, file_hash = ?`
 		args = append(args, *fileHash)
@@ -738,11 +894,12 @@ func (r *Repo) updateDestination(ctx context.Context, tx *sql.Tx, d Destination,
 }
 
 // CreateDestination stores a new destination and returns it as stored. An
-// empty Origin defaults to [OriginAPI]; nil Settings is stored as {}. Shape
-// problems, and sources that do not exist (on "sources[i]"), are a
+// empty Origin defaults to [OriginAPI]; nil Settings is stored as {}, nil
+// Filters as []. Shape problems (filters that do not compile among them,
+// on "filters[i]…"), and sources that do not exist (on "sources[i]"), are a
 // [*ValidationError]; an id in use matches [ErrConflict].
 func (r *Repo) CreateDestination(ctx context.Context, d Destination) (Destination, error) {
-	settings, errs := validateDestination(&d, "")
+	enc, errs := validateDestination(&d, "")
 	if len(errs) > 0 {
 		return Destination{}, fmt.Errorf("creating destination %q: %w", d.ID, &ValidationError{Errors: errs})
 	}
@@ -756,7 +913,7 @@ func (r *Repo) CreateDestination(ctx context.Context, d Destination) (Destinatio
 		if len(errs) > 0 {
 			return false, &ValidationError{Errors: errs}
 		}
-		if err := r.insertDestination(ctx, tx, d, settings, "", now); err != nil {
+		if err := r.insertDestination(ctx, tx, d, enc, "", now); err != nil {
 			return false, err
 		}
 		out, err = r.getDestination(ctx, tx, d.ID)
@@ -769,13 +926,13 @@ func (r *Repo) CreateDestination(ctx context.Context, d Destination) (Destinatio
 }
 
 // UpdateDestination replaces destination d.ID's name, type, enabled flag,
-// sources and settings with d's; origin and CreatedAt are kept. It returns
-// the destination as stored, an error matching [ErrNotFound], or a
-// [*ValidationError]. Updating with unchanged values changes nothing. As
-// with [Repo.UpdateSource], the stored file hash is kept.
+// sources, settings and filters with d's; origin and CreatedAt are kept.
+// It returns the destination as stored, an error matching [ErrNotFound],
+// or a [*ValidationError]. Updating with unchanged values changes nothing.
+// As with [Repo.UpdateSource], the stored file hash is kept.
 func (r *Repo) UpdateDestination(ctx context.Context, d Destination) (Destination, error) {
 	d.Origin = "" // kept from the store; not the caller's to change
-	settings, errs := validateDestination(&d, "")
+	enc, errs := validateDestination(&d, "")
 	if len(errs) > 0 {
 		return Destination{}, fmt.Errorf("updating destination %q: %w", d.ID, &ValidationError{Errors: errs})
 	}
@@ -796,12 +953,16 @@ func (r *Repo) UpdateDestination(ctx context.Context, d Destination) (Destinatio
 		if err != nil {
 			return false, err
 		}
+		curFilters, err := filtersJSON(cur.Filters)
+		if err != nil {
+			return false, err
+		}
 		if cur.Name == d.Name && cur.Type == d.Type && cur.Enabled == d.Enabled &&
-			curSettings == settings && slices.Equal(cur.Sources, sortedCopy(d.Sources)) {
+			curSettings == enc.settings && curFilters == enc.filters && slices.Equal(cur.Sources, sortedCopy(d.Sources)) {
 			out = cur
 			return false, nil
 		}
-		if err := r.updateDestination(ctx, tx, d, settings, nil, now); err != nil {
+		if err := r.updateDestination(ctx, tx, d, enc, nil, now); err != nil {
 			return false, err
 		}
 		out, err = r.getDestination(ctx, tx, d.ID)
@@ -814,21 +975,18 @@ func (r *Repo) UpdateDestination(ctx context.Context, d Destination) (Destinatio
 }
 
 // DeleteDestination deletes destination id, or returns an error matching
-// [ErrNotFound].
+// [ErrNotFound], or [ErrConflict] naming the transformations scoped to it
+// (delete them first).
 func (r *Repo) DeleteDestination(ctx context.Context, id string) error {
 	err := r.write(ctx, func(tx *sql.Tx, _ int64) (bool, error) {
-		res, err := tx.ExecContext(ctx, r.db.Rebind(`DELETE FROM destinations WHERE id = ?`), id)
+		ok, err := r.exists(ctx, tx, "destinations", id)
 		if err != nil {
 			return false, err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return false, err
-		}
-		if n == 0 {
+		if !ok {
 			return false, fmt.Errorf("destination %q: %w", id, ErrNotFound)
 		}
-		return true, nil
+		return true, r.deleteDestination(ctx, tx, id)
 	})
 	if err != nil {
 		return fmt.Errorf("deleting destination %q: %w", id, err)
@@ -836,372 +994,18 @@ func (r *Repo) DeleteDestination(ctx context.Context, id string) error {
 	return nil
 }
 
-// ApplyReport says what [Repo.ApplyFile] did, by object id.
-type ApplyReport struct {
-	Sources      ApplyChanges
-	Destinations ApplyChanges
-}
-
-// Changed reports whether ApplyFile changed the workspace.
-func (r ApplyReport) Changed() bool { return r.Sources.changed() || r.Destinations.changed() }
-
-// ApplyChanges lists the ids of one kind of object by what ApplyFile did
-// to them. Created, Updated and Unchanged follow the file's order; Deleted
-// is ordered by id.
-type ApplyChanges struct {
-	// Created were declared in the file and absent from the store.
-	Created []string
-	// Updated had a file declaration that changed since it was last
-	// applied, and were overwritten from the file.
-	Updated []string
-	// Deleted had origin file and are no longer in the file.
-	Deleted []string
-	// Unchanged have the same file declaration as when last applied; any
-	// change made through the API since stands.
-	Unchanged []string
-}
-
-func (c ApplyChanges) changed() bool {
-	return len(c.Created)+len(c.Updated)+len(c.Deleted) > 0
-}
-
-// sourceDecl is what the config file declares about a source: its
-// canonical JSON is what file_hash covers.
-type sourceDecl struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	WriteKey string `json:"write_key"`
-}
-
-// destinationDecl is what the config file declares about a destination.
-// Sources are sorted: their order means nothing.
-type destinationDecl struct {
-	ID       string         `json:"id"`
-	Name     string         `json:"name"`
-	Type     string         `json:"type"`
-	Enabled  bool           `json:"enabled"`
-	Sources  []string       `json:"sources"`
-	Settings map[string]any `json:"settings"`
-}
-
-// declHash is the sha256 of v's JSON encoding (map keys sorted), in hex.
-func declHash(v any) (string, error) {
-	b, err := json.Marshal(v)
+// deleteDestination deletes an existing destination unless transformations
+// are scoped to it.
+func (r *Repo) deleteDestination(ctx context.Context, tx *sql.Tx, id string) error {
+	users, err := r.ids(ctx, tx, `SELECT id FROM transformations WHERE destination_id = ?`, id)
 	if err != nil {
-		return "", err
+		return fmt.Errorf("finding the transformations of destination %q: %w", id, err)
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
-}
-
-// ApplyFile makes the stored workspace follow a config file, in one
-// transaction, and bumps the config version if anything changed.
-//
-// It compares each declared object with the declaration last applied (its
-// stored file hash, a sha256 of the declaration's canonical JSON):
-//   - not in the store: created, with origin file;
-//   - same declaration as last applied: left alone, so that changes made
-//     through the API since (a rotated key, a new name) stand;
-//   - declaration changed: overwritten from the file. A source whose file
-//     write_key is empty keeps its current key; one with a different key
-//     gets it, and its old current key stops working at once. Unexpired
-//     retired keys are kept.
-//
-// Objects with origin file that the file no longer declares are deleted,
-// destinations first. Objects with origin api are never touched: one that
-// the file declares too is an [ErrConflict] error, as is a source still used
-// by an API destination when the file drops it, and a write key held by
-// another source (the error names both). Shape problems, duplicate ids or
-// keys, and destinations naming a source that neither the file nor the
-// store's API sources hold are a [*ValidationError]. On any error nothing
-// is changed.
-func (r *Repo) ApplyFile(ctx context.Context, cfg *Config) (ApplyReport, error) {
-	if cfg == nil {
-		return ApplyReport{}, errors.New("applying config file: nil config")
+	if len(users) > 0 {
+		return fmt.Errorf("destination %q is used by transformations %s: %w", id, quoteList(users), ErrConflict)
 	}
-	srcHashes, dstHashes, settings, err := checkFile(cfg)
-	if err != nil {
-		return ApplyReport{}, fmt.Errorf("applying config file: %w", err)
-	}
-	var rep ApplyReport
-	err = r.write(ctx, func(tx *sql.Tx, now int64) (bool, error) {
-		rep = ApplyReport{}
-		a := &applier{r: r, tx: tx, now: now, cfg: cfg, rep: &rep,
-			srcHashes: srcHashes, dstHashes: dstHashes, settings: settings}
-		if err := a.run(ctx); err != nil {
-			return false, err
-		}
-		return rep.Changed(), nil
-	})
-	if err != nil {
-		return ApplyReport{}, fmt.Errorf("applying config file: %w", err)
-	}
-	return rep, nil
-}
-
-// checkFile validates cfg on its own and returns the declaration hashes of
-// its sources and destinations and the destinations' encoded settings.
-func checkFile(cfg *Config) (srcHashes, dstHashes, settings []string, err error) {
-	var errs []*FieldError
-	ids := make(map[string]int)
-	keys := make(map[string]int)
-	srcHashes = make([]string, len(cfg.Sources))
-	for i := range cfg.Sources {
-		s := &cfg.Sources[i]
-		p := fmt.Sprintf("sources[%d]", i)
-		errs = append(errs, s.Validate(p)...)
-		if j, dup := ids[s.ID]; dup {
-			errs = append(errs, &FieldError{Path: p + ".id", Message: fmt.Sprintf("duplicate source id %q (also sources[%d])", s.ID, j)})
-		}
-		ids[s.ID] = i
-		if j, dup := keys[s.WriteKey]; dup && s.WriteKey != "" {
-			errs = append(errs, &FieldError{Path: p + ".write_key", Message: fmt.Sprintf("same write key as sources[%d]", j)})
-		}
-		keys[s.WriteKey] = i
-		// Cannot fail: three strings.
-		srcHashes[i], _ = declHash(sourceDecl{ID: s.ID, Name: s.Name, WriteKey: s.WriteKey})
-	}
-	dstIDs := make(map[string]int)
-	dstHashes = make([]string, len(cfg.Destinations))
-	settings = make([]string, len(cfg.Destinations))
-	for i := range cfg.Destinations {
-		d := &cfg.Destinations[i]
-		p := fmt.Sprintf("destinations[%d]", i)
-		var derrs []*FieldError
-		settings[i], derrs = validateDestination(d, p)
-		errs = append(errs, derrs...)
-		if j, dup := dstIDs[d.ID]; dup {
-			errs = append(errs, &FieldError{Path: p + ".id", Message: fmt.Sprintf("duplicate destination id %q (also destinations[%d])", d.ID, j)})
-		}
-		dstIDs[d.ID] = i
-		decl := destinationDecl{ID: d.ID, Name: d.Name, Type: d.Type, Enabled: d.Enabled,
-			Sources: sortedCopy(d.Sources), Settings: d.Settings}
-		if decl.Settings == nil {
-			decl.Settings = map[string]any{}
-		}
-		h, err := declHash(decl)
-		if err != nil {
-			// Reported above by validateDestination.
-			continue
-		}
-		dstHashes[i] = h
-	}
-	if len(errs) > 0 {
-		return nil, nil, nil, &ValidationError{Errors: errs}
-	}
-	return srcHashes, dstHashes, settings, nil
-}
-
-// applier is the state of one ApplyFile transaction.
-type applier struct {
-	r   *Repo
-	tx  *sql.Tx
-	now int64
-	cfg *Config
-	rep *ApplyReport
-
-	srcHashes, dstHashes, settings []string
-
-	sources      map[string]storedSource
-	destinations map[string]storedDestination
-}
-
-func (a *applier) run(ctx context.Context) error {
-	if err := a.load(ctx); err != nil {
-		return err
-	}
-	if err := a.check(); err != nil {
-		return err
-	}
-	fileSources, fileDests := a.fileSourceIDs(), a.fileDestinationIDs()
-	var removedSources, removedDests []string
-	for _, id := range slices.Sorted(maps.Keys(a.sources)) {
-		if a.sources[id].Origin == OriginFile && !fileSources[id] {
-			removedSources = append(removedSources, id)
-		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(a.destinations)) {
-		if a.destinations[id].Origin == OriginFile && !fileDests[id] {
-			removedDests = append(removedDests, id)
-		}
-	}
-
-	// Free the keys that go away before any key is assigned, so that a
-	// source renamed in the file can keep its key, and two can swap.
-	for _, id := range removedSources {
-		if _, err := a.tx.ExecContext(ctx, a.r.db.Rebind(`DELETE FROM source_write_keys WHERE source_id = ?`), id); err != nil {
-			return fmt.Errorf("dropping the write keys of source %q: %w", id, err)
-		}
-	}
-	for i, s := range a.cfg.Sources {
-		cur, ok := a.sources[s.ID]
-		if ok && cur.fileHash != a.srcHashes[i] && s.WriteKey != "" && s.WriteKey != cur.WriteKey {
-			if _, err := a.tx.ExecContext(ctx, a.r.db.Rebind(`DELETE FROM source_write_keys WHERE source_id = ? AND expires_at IS NULL`), s.ID); err != nil {
-				return fmt.Errorf("dropping the write key of source %q: %w", s.ID, err)
-			}
-		}
-	}
-
-	for i := range a.cfg.Sources {
-		if err := a.applySource(ctx, i); err != nil {
-			return err
-		}
-	}
-	for i := range a.cfg.Destinations {
-		if err := a.applyDestination(ctx, i); err != nil {
-			return err
-		}
-	}
-	for _, id := range removedDests {
-		if _, err := a.tx.ExecContext(ctx, a.r.db.Rebind(`DELETE FROM destinations WHERE id = ?`), id); err != nil {
-			return fmt.Errorf("deleting destination %q: %w", id, err)
-		}
-		a.rep.Destinations.Deleted = append(a.rep.Destinations.Deleted, id)
-	}
-	for _, id := range removedSources {
-		if err := a.r.deleteSource(ctx, a.tx, id); err != nil {
-			return fmt.Errorf("removing source %q, no longer in the file: %w", id, err)
-		}
-		a.rep.Sources.Deleted = append(a.rep.Sources.Deleted, id)
-	}
-	return nil
-}
-
-func (a *applier) load(ctx context.Context) error {
-	srcs, err := a.r.loadSources(ctx, a.tx, a.now, "")
-	if err != nil {
-		return fmt.Errorf("reading sources: %w", err)
-	}
-	a.sources = make(map[string]storedSource, len(srcs))
-	for _, s := range srcs {
-		a.sources[s.ID] = s
-	}
-	dsts, err := a.r.loadDestinations(ctx, a.tx, "")
-	if err != nil {
-		return fmt.Errorf("reading destinations: %w", err)
-	}
-	a.destinations = make(map[string]storedDestination, len(dsts))
-	for _, d := range dsts {
-		a.destinations[d.ID] = d
-	}
-	return nil
-}
-
-// check rejects file objects that collide with API objects, and destination
-// sources that will not exist once the file is applied.
-func (a *applier) check() error {
-	for i, s := range a.cfg.Sources {
-		if cur, ok := a.sources[s.ID]; ok && cur.Origin != OriginFile {
-			return fmt.Errorf("sources[%d]: source %q was created through the API; delete it there or rename it in the file: %w", i, s.ID, ErrConflict)
-		}
-	}
-	for i, d := range a.cfg.Destinations {
-		if cur, ok := a.destinations[d.ID]; ok && cur.Origin != OriginFile {
-			return fmt.Errorf("destinations[%d]: destination %q was created through the API; delete it there or rename it in the file: %w", i, d.ID, ErrConflict)
-		}
-	}
-	fileSources := a.fileSourceIDs()
-	var errs []*FieldError
-	for i, d := range a.cfg.Destinations {
-		for j, src := range d.Sources {
-			cur, stored := a.sources[src]
-			if !fileSources[src] && (!stored || cur.Origin == OriginFile) {
-				errs = append(errs, &FieldError{
-					Path:    fmt.Sprintf("destinations[%d].sources[%d]", i, j),
-					Message: fmt.Sprintf("source %q is not declared in the file nor created through the API", src),
-				})
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return &ValidationError{Errors: errs}
-	}
-	return nil
-}
-
-func (a *applier) fileSourceIDs() map[string]bool {
-	ids := make(map[string]bool, len(a.cfg.Sources))
-	for _, s := range a.cfg.Sources {
-		ids[s.ID] = true
-	}
-	return ids
-}
-
-func (a *applier) fileDestinationIDs() map[string]bool {
-	ids := make(map[string]bool, len(a.cfg.Destinations))
-	for _, d := range a.cfg.Destinations {
-		ids[d.ID] = true
-	}
-	return ids
-}
-
-func (a *applier) applySource(ctx context.Context, i int) error {
-	s, hash := a.cfg.Sources[i], a.srcHashes[i]
-	cur, ok := a.sources[s.ID]
-	switch {
-	case !ok:
-		s.Origin = OriginFile
-		if s.WriteKey == "" {
-			s.WriteKey = NewWriteKey()
-		}
-		if err := a.checkKey(ctx, i, s.ID, s.WriteKey); err != nil {
-			return err
-		}
-		if err := a.r.insertSource(ctx, a.tx, s, hash, a.now); err != nil {
-			return err
-		}
-		a.rep.Sources.Created = append(a.rep.Sources.Created, s.ID)
-	case cur.fileHash == hash:
-		a.rep.Sources.Unchanged = append(a.rep.Sources.Unchanged, s.ID)
-	default:
-		if _, err := a.tx.ExecContext(ctx, a.r.db.Rebind(`UPDATE sources SET name = ?, file_hash = ?, updated_at = ? WHERE id = ?`),
-			s.Name, hash, a.now, s.ID); err != nil {
-			return fmt.Errorf("updating source %q: %w", s.ID, err)
-		}
-		if s.WriteKey != "" && s.WriteKey != cur.WriteKey {
-			// run already dropped the old current key.
-			if err := a.checkKey(ctx, i, s.ID, s.WriteKey); err != nil {
-				return err
-			}
-			if err := a.r.insertCurrentKey(ctx, a.tx, s.ID, s.WriteKey, a.now); err != nil {
-				return err
-			}
-		}
-		a.rep.Sources.Updated = append(a.rep.Sources.Updated, s.ID)
-	}
-	return nil
-}
-
-// checkKey returns an ErrConflict error naming both sources if another
-// source holds key.
-func (a *applier) checkKey(ctx context.Context, i int, id, key string) error {
-	owner, err := a.r.keyOwner(ctx, a.tx, key)
-	if err != nil {
-		return err
-	}
-	if owner != "" && owner != id {
-		return fmt.Errorf("sources[%d]: the write key of source %q is already used by source %q: %w", i, id, owner, ErrConflict)
-	}
-	return nil
-}
-
-func (a *applier) applyDestination(ctx context.Context, i int) error {
-	d, hash, settings := a.cfg.Destinations[i], a.dstHashes[i], a.settings[i]
-	cur, ok := a.destinations[d.ID]
-	switch {
-	case !ok:
-		d.Origin = OriginFile
-		if err := a.r.insertDestination(ctx, a.tx, d, settings, hash, a.now); err != nil {
-			return err
-		}
-		a.rep.Destinations.Created = append(a.rep.Destinations.Created, d.ID)
-	case cur.fileHash == hash:
-		a.rep.Destinations.Unchanged = append(a.rep.Destinations.Unchanged, d.ID)
-	default:
-		if err := a.r.updateDestination(ctx, a.tx, d, settings, &hash, a.now); err != nil {
-			return err
-		}
-		a.rep.Destinations.Updated = append(a.rep.Destinations.Updated, d.ID)
+	if _, err := tx.ExecContext(ctx, r.db.Rebind(`DELETE FROM destinations WHERE id = ?`), id); err != nil {
+		return fmt.Errorf("deleting destination %q: %w", id, err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/config"
+	"github.com/confluxcdp/conflux/internal/process/transform"
 	"github.com/confluxcdp/conflux/internal/store"
 	"github.com/confluxcdp/conflux/internal/store/storetest"
 )
@@ -389,7 +390,7 @@ func TestRepoDestinationCRUD(t *testing.T) {
 		})
 		want := config.Destination{
 			ID: "hook", Name: "Hook", Type: "webhook", Enabled: true,
-			Sources: []string{"app", "web"}, Settings: settings,
+			Sources: []string{"app", "web"}, Settings: settings, Filters: []transform.Filter{},
 			Origin: config.OriginAPI, CreatedAt: t0, UpdatedAt: t0,
 		}
 		if !reflect.DeepEqual(got, want) {
@@ -425,7 +426,7 @@ func TestRepoDestinationCRUD(t *testing.T) {
 		}
 		want = config.Destination{
 			ID: "hook", Name: "Hook 2", Type: "amplitude", Enabled: false,
-			Sources: []string{"web"}, Settings: map[string]any{"api_key": "k"},
+			Sources: []string{"web"}, Settings: map[string]any{"api_key": "k"}, Filters: []transform.Filter{},
 			Origin: config.OriginAPI, CreatedAt: t0, UpdatedAt: t0.Add(time.Minute),
 		}
 		if !reflect.DeepEqual(got, want) {

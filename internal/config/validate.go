@@ -1,10 +1,18 @@
 package config
 
 import (
+	"bytes"
 	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
+
+	"github.com/confluxcdp/conflux/internal/process/plan"
+	"github.com/confluxcdp/conflux/internal/process/transform"
 )
 
 // FieldError is one problem with one field of a workspace object. Path is the
@@ -107,34 +115,36 @@ func randomString(n int) string {
 
 // Validate reports every problem of a source, with paths prefixed by prefix
 // (e.g. "sources[0]"; empty for an API body). An empty WriteKey is allowed:
-// one is generated when the source is stored.
+// one is generated when the source is stored. Whether its tracking plan and
+// the sources its schema block forwards to exist is the caller's call.
 func (s *Source) Validate(prefix string) []*FieldError {
 	var errs []*FieldError
 	if m := ValidateID(s.ID); m != "" {
 		errs = append(errs, &FieldError{Path: join(prefix, "id"), Message: m})
 	}
-	if len(s.Name) > 200 {
-		errs = append(errs, &FieldError{Path: join(prefix, "name"), Message: "longer than 200 characters"})
+	if len(s.Name) > MaxNameLen {
+		errs = append(errs, &FieldError{Path: join(prefix, "name"), Message: fmt.Sprintf("longer than %d characters", MaxNameLen)})
 	}
 	if s.WriteKey != "" {
 		if m := ValidateWriteKey(s.WriteKey); m != "" {
 			errs = append(errs, &FieldError{Path: join(prefix, "write_key"), Message: m})
 		}
 	}
-	return errs
+	return append(errs, s.validateSchema(prefix)...)
 }
 
 // Validate reports every problem of a destination, with paths prefixed by
-// prefix. It checks the shape only; whether Type exists and whether its
-// Settings are right is the delivery stage's call, and whether Sources exist
-// is the caller's (it knows the workspace).
+// prefix. It checks the shape, and compiles the filters (problems at
+// "filters[i]…"); whether Type exists and whether its Settings are right is
+// the delivery stage's call, and whether Sources exist is the caller's (it
+// knows the workspace).
 func (d *Destination) Validate(prefix string) []*FieldError {
 	var errs []*FieldError
 	if m := ValidateID(d.ID); m != "" {
 		errs = append(errs, &FieldError{Path: join(prefix, "id"), Message: m})
 	}
-	if len(d.Name) > 200 {
-		errs = append(errs, &FieldError{Path: join(prefix, "name"), Message: "longer than 200 characters"})
+	if len(d.Name) > MaxNameLen {
+		errs = append(errs, &FieldError{Path: join(prefix, "name"), Message: fmt.Sprintf("longer than %d characters", MaxNameLen)})
 	}
 	if d.Type == "" {
 		errs = append(errs, &FieldError{Path: join(prefix, "type"), Message: "required"})
@@ -151,7 +161,7 @@ func (d *Destination) Validate(prefix string) []*FieldError {
 		}
 		seen[src] = true
 	}
-	return errs
+	return append(errs, d.validateFilters(prefix)...)
 }
 
 func join(prefix, field string) string {
@@ -159,4 +169,216 @@ func join(prefix, field string) string {
 		return field
 	}
 	return prefix + "." + field
+}
+
+// MaxNameLen bounds the display name of a workspace object.
+const MaxNameLen = 200
+
+// validateSchema reports the problems of a source's tracking plan id and
+// schema block, with paths under prefix.
+func (s *Source) validateSchema(prefix string) []*FieldError {
+	var errs []*FieldError
+	if s.TrackingPlan != "" {
+		if m := ValidateID(s.TrackingPlan); m != "" {
+			errs = append(errs, &FieldError{Path: join(prefix, "tracking_plan"), Message: m})
+		}
+	}
+	schema := join(prefix, "schema")
+	if err := s.Schema.Enforcement.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			// plan.Enforcement.Validate names each control by its yaml key.
+			name, msg, ok := strings.Cut(e.Error(), ": ")
+			if !ok {
+				name, msg = "", e.Error()
+			}
+			errs = append(errs, &FieldError{Path: joinPath(schema, name), Message: msg})
+		}
+	}
+	for _, f := range []struct{ key, id string }{
+		{"forward_violations_to", s.Schema.ForwardViolationsTo},
+		{"forward_blocked_to", s.Schema.ForwardBlockedTo},
+	} {
+		switch {
+		case f.id == "":
+		case ValidateID(f.id) != "":
+			errs = append(errs, &FieldError{Path: join(schema, f.key), Message: ValidateID(f.id)})
+		case f.id == s.ID:
+			errs = append(errs, &FieldError{Path: join(schema, f.key), Message: "cannot be the source itself: name another source, such as an HTTP API source kept for the purpose"})
+		}
+	}
+	return errs
+}
+
+// validateFilters compiles d's filters and reports their problems.
+func (d *Destination) validateFilters(prefix string) []*FieldError {
+	if _, err := transform.CompileFilters(d.Filters); err != nil {
+		// The library's paths start "filters[i]".
+		return transformErrors(prefix, err)
+	}
+	return nil
+}
+
+// Validate reports every problem of a tracking plan, with paths prefixed by
+// prefix (e.g. "tracking_plans[0]"; empty for an API body). It compiles
+// each rule on its own, so that every schema that does not compile is
+// reported, each at "rules.events.<event name>", "rules.identify",
+// "rules.group" or "rules.common". Rules must be in canonical form: see
+// [CanonicalRules].
+func (p *TrackingPlan) Validate(prefix string) []*FieldError {
+	var errs []*FieldError
+	if m := ValidateID(p.ID); m != "" {
+		errs = append(errs, &FieldError{Path: join(prefix, "id"), Message: m})
+	}
+	if len(p.Name) > MaxNameLen {
+		errs = append(errs, &FieldError{Path: join(prefix, "name"), Message: fmt.Sprintf("longer than %d characters", MaxNameLen)})
+	}
+	rules := join(prefix, "rules")
+	check := func(path string, one plan.Plan) {
+		_, err := plan.Compile(one)
+		if err == nil {
+			return
+		}
+		msg := err.Error()
+		if se, ok := errors.AsType[*plan.SchemaError](err); ok {
+			rule := se.Rule
+			if se.Rule == plan.RuleEvent {
+				rule = fmt.Sprintf("event %q", se.Event)
+			}
+			msg = strings.TrimPrefix(msg, fmt.Sprintf("tracking plan %q: %s: ", se.Plan, rule))
+		}
+		errs = append(errs, &FieldError{Path: path, Message: msg})
+	}
+	for _, r := range []struct {
+		name   string
+		schema json.RawMessage
+		plan   plan.Plan
+	}{
+		{"common", p.Rules.Common, plan.Plan{ID: p.ID, Common: p.Rules.Common}},
+		{"identify", p.Rules.Identify, plan.Plan{ID: p.ID, Identify: p.Rules.Identify}},
+		{"group", p.Rules.Group, plan.Plan{ID: p.ID, Group: p.Rules.Group}},
+	} {
+		if r.schema != nil {
+			check(join(rules, r.name), r.plan)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.Rules.Events)) {
+		if name == "" {
+			errs = append(errs, &FieldError{Path: join(rules, "events"), Message: "an event name cannot be empty"})
+			continue
+		}
+		check(eventPath(rules, name), plan.Plan{ID: p.ID, Events: map[string]json.RawMessage{name: p.Rules.Events[name]}})
+	}
+	return errs
+}
+
+// eventPath is the path of one event's rule: "rules.events.Order Completed".
+// Event names are written as they are, spaces and dots included, as the
+// one place people look them up is the file they wrote.
+func eventPath(rules, name string) string { return join(join(rules, "events"), name) }
+
+// CanonicalRules returns rules with every schema in canonical JSON (object
+// keys sorted, no insignificant space; numbers as written) and Events never
+// nil. A null event schema becomes {} (the event is planned, without
+// constraints); a null identify, group or common schema is no rule. A
+// schema that is not a JSON object is reported at its path under prefix.
+func CanonicalRules(prefix string, rules PlanRules) (PlanRules, []*FieldError) {
+	var errs []*FieldError
+	base := join(prefix, "rules")
+	canon := func(path string, raw json.RawMessage, null json.RawMessage) json.RawMessage {
+		if len(bytes.TrimSpace(raw)) == 0 {
+			return null
+		}
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		var v any
+		if err := d.Decode(&v); err != nil {
+			errs = append(errs, &FieldError{Path: path, Message: "not valid JSON: " + err.Error()})
+			return raw
+		}
+		switch v.(type) {
+		case nil:
+			return null
+		case map[string]any:
+		default:
+			errs = append(errs, &FieldError{Path: path, Message: "must be a JSON Schema object"})
+			return raw
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			errs = append(errs, &FieldError{Path: path, Message: "cannot be encoded as JSON: " + err.Error()})
+			return raw
+		}
+		return b
+	}
+	out := PlanRules{Events: make(map[string]json.RawMessage, len(rules.Events))}
+	for _, name := range slices.Sorted(maps.Keys(rules.Events)) {
+		out.Events[name] = canon(eventPath(base, name), rules.Events[name], json.RawMessage(`{}`))
+	}
+	out.Identify = canon(join(base, "identify"), rules.Identify, nil)
+	out.Group = canon(join(base, "group"), rules.Group, nil)
+	out.Common = canon(join(base, "common"), rules.Common, nil)
+	return out, errs
+}
+
+// Validate reports every problem of a transformation, with paths prefixed
+// by prefix (e.g. "transformations[1]"; empty for an API body): its id and
+// scope, and whatever [transform.Compile] finds, at the field's path
+// ("fqlDefinedProperties[0].fql"). Whether Source and Destination exist is
+// the caller's call.
+func (t *Transformation) Validate(prefix string) []*FieldError {
+	var errs []*FieldError
+	if m := ValidateID(t.ID); m != "" {
+		errs = append(errs, &FieldError{Path: join(prefix, "id"), Message: m})
+	}
+	if len(t.Name) > MaxNameLen {
+		errs = append(errs, &FieldError{Path: join(prefix, "name"), Message: fmt.Sprintf("longer than %d characters", MaxNameLen)})
+	}
+	if m := ValidateID(t.Source); m != "" {
+		errs = append(errs, &FieldError{Path: join(prefix, "source"), Message: m})
+	}
+	if t.Destination != "" {
+		if m := ValidateID(t.Destination); m != "" {
+			errs = append(errs, &FieldError{Path: join(prefix, "destination"), Message: m})
+		}
+	}
+	if _, err := transform.Compile(t.Transformation); err != nil {
+		errs = append(errs, transformErrors(prefix, err)...)
+	}
+	return errs
+}
+
+// transformErrors turns the errors of the transform package's compilers
+// into FieldErrors under prefix.
+func transformErrors(prefix string, err error) []*FieldError {
+	var errs []*FieldError
+	for _, e := range unjoin(err) {
+		if fe, ok := errors.AsType[*transform.FieldError](e); ok {
+			errs = append(errs, &FieldError{Path: joinPath(prefix, fe.Path), Message: fe.Err.Error()})
+			continue
+		}
+		errs = append(errs, &FieldError{Path: prefix, Message: e.Error()})
+	}
+	return errs
+}
+
+// unjoin returns the errors an errors.Join holds, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// joinPath appends a field path to a prefix, like join, but also takes an
+// empty path (the prefix itself) and an index ("[2]").
+func joinPath(prefix, path string) string {
+	switch {
+	case path == "":
+		return prefix
+	case prefix == "":
+		return path
+	case strings.HasPrefix(path, "["):
+		return prefix + path
+	}
+	return prefix + "." + path
 }

@@ -147,5 +147,76 @@ CREATE TABLE suppression_log (
 );
 `,
 		},
+		{
+			version: 3,
+			name:    "rules",
+			// Tracking plans, each source's plan and Schema Configuration,
+			// destination filters and transformations. JSON documents are
+			// TEXT, owned and validated by internal/config. Columns added
+			// to existing tables are NULL or have a constant default, as
+			// SQLite's ALTER TABLE … ADD COLUMN requires.
+			sql: `
+CREATE TABLE tracking_plans (
+	id         TEXT PRIMARY KEY,
+	name       TEXT NOT NULL,
+	rules      TEXT NOT NULL,
+	origin     TEXT NOT NULL CHECK (origin IN ('file', 'api')),
+	file_hash  TEXT,
+	created_at BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL
+);
+
+-- enforcement is the source's plan.Enforcement as JSON; the forwards name
+-- the sources that violations and blocked events are written to.
+ALTER TABLE sources ADD COLUMN tracking_plan_id TEXT REFERENCES tracking_plans (id);
+ALTER TABLE sources ADD COLUMN enforcement TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE sources ADD COLUMN forward_violations_to TEXT REFERENCES sources (id);
+ALTER TABLE sources ADD COLUMN forward_blocked_to TEXT REFERENCES sources (id);
+CREATE INDEX sources_by_tracking_plan ON sources (tracking_plan_id);
+
+-- filters is a JSON list of transform.Filter.
+ALTER TABLE destinations ADD COLUMN filters TEXT NOT NULL DEFAULT '[]';
+
+-- definition is the transform.Transformation as JSON. The ones of one
+-- scope apply in the order (origin file first, then api), position:
+-- file order for file ones, creation order for API ones.
+CREATE TABLE transformations (
+	id             TEXT PRIMARY KEY,
+	source_id      TEXT NOT NULL REFERENCES sources (id),
+	destination_id TEXT REFERENCES destinations (id),
+	position       BIGINT NOT NULL,
+	definition     TEXT NOT NULL,
+	origin         TEXT NOT NULL CHECK (origin IN ('file', 'api')),
+	file_hash      TEXT,
+	created_at     BIGINT NOT NULL,
+	updated_at     BIGINT NOT NULL
+);
+CREATE INDEX transformations_by_source ON transformations (source_id);
+CREATE INDEX transformations_by_destination ON transformations (destination_id);
+`,
+		},
+		{
+			version: 4,
+			name:    "plan_violations",
+			// Counts of tracking-plan violations per source, event and
+			// field, added to by every node (count = count + delta) every
+			// few seconds; read by the violations API. No foreign key to
+			// sources: the counts outlive a deleted source's id harmlessly.
+			sql: `
+CREATE TABLE plan_violations (
+	source_id      TEXT NOT NULL,
+	event_type     TEXT NOT NULL,
+	event_name     TEXT NOT NULL,
+	violation_type TEXT NOT NULL,
+	field          TEXT NOT NULL,
+	count          BIGINT NOT NULL,
+	first_seen     BIGINT NOT NULL,
+	last_seen      BIGINT NOT NULL,
+	description    TEXT NOT NULL,
+	PRIMARY KEY (source_id, event_type, event_name, violation_type, field)
+);
+CREATE INDEX plan_violations_by_last_seen ON plan_violations (source_id, last_seen);
+`,
+		},
 	}
 }
