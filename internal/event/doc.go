@@ -1,45 +1,379 @@
 package event
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Doc is a stored event decoded for the stages that change or inspect it as
-// a whole (tracking plans, transformations, filters): a JSON object whose
-// numbers are json.Number, so that encoding it again keeps every number's
-// digits (an id of 2^63 survives, where float64 would round it).
+// a whole (tracking plans, transformations, filters): a JSON object as
+// encoding/json decodes it into any, except that numbers are json.Number,
+// so that encoding it again keeps every number's digits (an id of 2^63
+// survives, where float64 would round it).
 type Doc = map[string]any
 
 // Decode decodes a record's JSON into a Doc. It fails when the JSON is not
-// one object.
+// one object, is invalid, or holds invalid UTF-8.
+//
+// It is the processing stage's hot path, so it does not go through
+// encoding/json's reflection: it walks the bytes with the same validating
+// scanner as the Tracking API and builds the maps directly, reusing
+// constant strings for the keys every event has.
 func Decode(rec []byte) (Doc, error) {
-	d := json.NewDecoder(bytes.NewReader(rec))
-	d.UseNumber()
-	var doc Doc
-	if err := d.Decode(&doc); err != nil {
+	i := skipSpace(rec, 0)
+	if i >= len(rec) || rec[i] != '{' {
+		return nil, fmt.Errorf("decoding event: %w", errAt(i, "not a JSON object"))
+	}
+	v, end, err := decodeValue(rec, i, 0)
+	if err != nil {
 		return nil, fmt.Errorf("decoding event: %w", err)
 	}
-	if doc == nil {
-		return nil, fmt.Errorf("decoding event: not a JSON object")
+	if skipSpace(rec, end) != len(rec) {
+		return nil, fmt.Errorf("decoding event: %w", errAt(end, "data after the JSON object"))
 	}
-	if d.More() {
-		return nil, fmt.Errorf("decoding event: data after the JSON object")
-	}
-	return doc, nil
+	return v.(Doc), nil
 }
 
-// Encode appends doc as compact JSON to dst. Keys come out sorted and
-// '<', '>' and '&' are not escaped (the stored event keeps the characters
-// the client sent).
+// decodeValue decodes the value at b[i] (no leading space) and returns it
+// with the offset past it.
+func decodeValue(b []byte, i, depth int) (any, int, error) {
+	if i >= len(b) {
+		return nil, i, errAt(i, "unexpected end of input")
+	}
+	switch c := b[i]; {
+	case c == '{':
+		return decodeObject(b, i, depth)
+	case c == '[':
+		return decodeArray(b, i, depth)
+	case c == '"':
+		end, esc, err := scanString(b, i)
+		if err != nil {
+			return nil, end, err
+		}
+		if !esc {
+			return string(b[i+1 : end-1]), end, nil
+		}
+		s, err := unquote(b[i:end])
+		return s, end, err
+	case c == '-' || c >= '0' && c <= '9':
+		end, err := scanNumber(b, i)
+		if err != nil {
+			return nil, end, err
+		}
+		return json.Number(b[i:end]), end, nil
+	case c == 't':
+		end, err := scanLiteral(b, i, "true")
+		return true, end, err
+	case c == 'f':
+		end, err := scanLiteral(b, i, "false")
+		return false, end, err
+	case c == 'n':
+		end, err := scanLiteral(b, i, "null")
+		return nil, end, err
+	}
+	return nil, i, errAt(i, "unexpected character %q", b[i])
+}
+
+func decodeObject(b []byte, i, depth int) (any, int, error) {
+	if depth >= maxDepth {
+		return nil, i, errAt(i, "nesting deeper than %d", maxDepth)
+	}
+	size := 8
+	if depth == 0 {
+		size = 16 // an event's top level: type, messageId, context, timestamps, ids, …
+	}
+	m := make(map[string]any, size)
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return m, i + 1, nil
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return nil, i, errAt(i, "expected a string key")
+		}
+		ke, esc, err := scanString(b, i)
+		if err != nil {
+			return nil, ke, err
+		}
+		var key string
+		if esc {
+			if key, err = unquote(b[i:ke]); err != nil {
+				return nil, ke, err
+			}
+		} else {
+			key = docKey(b[i+1 : ke-1])
+		}
+		i = skipSpace(b, ke)
+		if i >= len(b) || b[i] != ':' {
+			return nil, i, errAt(i, "expected ':' after key")
+		}
+		v, ve, err := decodeValue(b, skipSpace(b, i+1), depth+1)
+		if err != nil {
+			return nil, ve, err
+		}
+		m[key] = v
+		i = skipSpace(b, ve)
+		if i >= len(b) {
+			return nil, i, errAt(i, "unterminated object")
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return m, i + 1, nil
+		default:
+			return nil, i, errAt(i, "expected ',' or '}' in object")
+		}
+	}
+}
+
+func decodeArray(b []byte, i, depth int) (any, int, error) {
+	if depth >= maxDepth {
+		return nil, i, errAt(i, "nesting deeper than %d", maxDepth)
+	}
+	l := []any{}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return l, i + 1, nil
+	}
+	for {
+		v, ve, err := decodeValue(b, i, depth+1)
+		if err != nil {
+			return nil, ve, err
+		}
+		l = append(l, v)
+		i = skipSpace(b, ve)
+		if i >= len(b) {
+			return nil, i, errAt(i, "unterminated array")
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case ']':
+			return l, i + 1, nil
+		default:
+			return nil, i, errAt(i, "expected ',' or ']' in array")
+		}
+	}
+}
+
+// docKey returns the key k, as a constant for the keys most events have,
+// so that decoding them allocates nothing.
+func docKey(k []byte) string {
+	switch string(k) {
+	case "type":
+		return "type"
+	case "event":
+		return "event"
+	case "name":
+		return "name"
+	case "messageId":
+		return "messageId"
+	case "userId":
+		return "userId"
+	case "anonymousId":
+		return "anonymousId"
+	case "groupId":
+		return "groupId"
+	case "previousId":
+		return "previousId"
+	case "properties":
+		return "properties"
+	case "traits":
+		return "traits"
+	case "context":
+		return "context"
+	case "integrations":
+		return "integrations"
+	case "timestamp":
+		return "timestamp"
+	case "receivedAt":
+		return "receivedAt"
+	case "sentAt":
+		return "sentAt"
+	case "originalTimestamp":
+		return "originalTimestamp"
+	case "library":
+		return "library"
+	case "version":
+		return "version"
+	case "page":
+		return "page"
+	case "ip":
+		return "ip"
+	case "userAgent":
+		return "userAgent"
+	case "locale":
+		return "locale"
+	case "protocols":
+		return "protocols"
+	}
+	return string(k)
+}
+
+// Encode appends doc as compact JSON to dst. Keys come out sorted; strings
+// are escaped as encoding/json escapes them, except that '<', '>' and '&'
+// are kept (the stored event keeps the characters the client sent).
+// Values are what Decode produces — maps, slices, strings, json.Number,
+// bools, nil — plus float64 and Go integers, which FQL results and
+// hand-built events hold; anything else is encoded by encoding/json.
 func Encode(dst []byte, doc Doc) ([]byte, error) {
-	buf := bytes.NewBuffer(dst)
-	e := json.NewEncoder(buf)
-	e.SetEscapeHTML(false)
-	if err := e.Encode(doc); err != nil {
+	return appendDocValue(dst, doc, 0)
+}
+
+func appendDocValue(dst []byte, v any, depth int) ([]byte, error) {
+	if depth > maxDepth {
+		return dst, fmt.Errorf("encoding event: nesting deeper than %d", maxDepth)
+	}
+	switch t := v.(type) {
+	case nil:
+		return append(dst, "null"...), nil
+	case string:
+		return appendDocString(dst, t), nil
+	case json.Number:
+		if !validNumber(t) {
+			return dst, fmt.Errorf("encoding event: invalid number %q", string(t))
+		}
+		return append(dst, t...), nil
+	case bool:
+		return strconv.AppendBool(dst, t), nil
+	case map[string]any:
+		if t == nil {
+			return append(dst, "null"...), nil
+		}
+		var stack [32]string
+		keys := stack[:0]
+		for k := range t {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		dst = append(dst, '{')
+		for n, k := range keys {
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendDocString(dst, k)
+			dst = append(dst, ':')
+			var err error
+			if dst, err = appendDocValue(dst, t[k], depth+1); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, '}'), nil
+	case []any:
+		if t == nil {
+			return append(dst, "null"...), nil
+		}
+		dst = append(dst, '[')
+		for n, e := range t {
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			var err error
+			if dst, err = appendDocValue(dst, e, depth+1); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, ']'), nil
+	case float64:
+		return appendFloat(dst, t)
+	case int:
+		return strconv.AppendInt(dst, int64(t), 10), nil
+	case int64:
+		return strconv.AppendInt(dst, t, 10), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
 		return dst, fmt.Errorf("encoding event: %w", err)
 	}
-	out := buf.Bytes()
-	return out[:len(out)-1], nil // Encode ends with a newline
+	return append(dst, b...), nil
+}
+
+// validNumber reports whether n is a JSON number.
+func validNumber(n json.Number) bool {
+	if n == "" {
+		return false
+	}
+	end, err := scanNumber([]byte(n), 0)
+	return err == nil && end == len(n)
+}
+
+// appendFloat formats f as encoding/json does (the shortest text that
+// reads back the same, exponent form outside [1e-6, 1e21)).
+func appendFloat(dst []byte, f float64) ([]byte, error) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return dst, fmt.Errorf("encoding event: unsupported number %v", f)
+	}
+	format := byte('f')
+	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
+		format = 'e'
+	}
+	mark := len(dst)
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		// Clean up e-09 to e-9, as encoding/json does.
+		n := len(dst) - mark
+		if n >= 4 && dst[len(dst)-4] == 'e' && dst[len(dst)-3] == '-' && dst[len(dst)-2] == '0' {
+			dst[len(dst)-2] = dst[len(dst)-1]
+			dst = dst[:len(dst)-1]
+		}
+	}
+	return dst, nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendDocString appends s as a JSON string: '"', '\\' and control
+// characters escaped, invalid UTF-8 replaced by U+FFFD, and U+2028 and
+// U+2029 escaped (as encoding/json does, for JavaScript).
+func appendDocString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }

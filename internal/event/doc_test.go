@@ -1,6 +1,13 @@
 package event
 
-import "testing"
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"reflect"
+	"testing"
+)
 
 func TestDecodeEncodeKeepsNumbersAndCharacters(t *testing.T) {
 	tests := []struct {
@@ -10,10 +17,18 @@ func TestDecodeEncodeKeepsNumbersAndCharacters(t *testing.T) {
 		{name: "big integer", in: `{"n":9223372036854775808,"f":1.50}`, want: `{"f":1.50,"n":9223372036854775808}`},
 		{name: "html characters", in: `{"s":"<a href='x'>&</a>"}`, want: `{"s":"<a href='x'>&</a>"}`},
 		{name: "nested", in: `{"b":{"y":[1,"2",null]},"a":true}`, want: `{"a":true,"b":{"y":[1,"2",null]}}`},
+		{name: "escapes", in: `{"s":"a\"b\\c\n\u0001\u2028é\u00e9\ud83d\ude00"}`, want: `{"s":"a\"b\\c\n\u0001\u2028éé😀"}`},
+		{name: "escaped key", in: `{"a\u0062":1}`, want: `{"ab":1}`},
+		{name: "space", in: " { \"a\" : [ 1 , { } , [ ] ] } ", want: `{"a":[1,{},[]]}`},
+		{name: "empty", in: `{}`, want: `{}`},
 		{name: "not an object", in: `[1]`, wantErr: true},
 		{name: "null", in: `null`, wantErr: true},
 		{name: "trailing data", in: `{} {}`, wantErr: true},
 		{name: "invalid", in: `{"a":}`, wantErr: true},
+		{name: "bad number", in: `{"a":01}`, wantErr: true},
+		{name: "bad utf8", in: "{\"a\":\"\xff\"}", wantErr: true},
+		{name: "unterminated", in: `{"a":[1,2`, wantErr: true},
+		{name: "bad literal", in: `{"a":tru}`, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -36,4 +51,106 @@ func TestDecodeEncodeKeepsNumbersAndCharacters(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestEncodeGoValues(t *testing.T) {
+	tests := []struct {
+		in      any
+		want    string
+		wantErr bool
+	}{
+		{in: 1.5, want: `1.5`},
+		{in: 1e21, want: `1e+21`},
+		{in: 1e-7, want: `1e-7`},
+		{in: float64(100), want: `100`},
+		{in: 42, want: `42`},
+		{in: int64(-7), want: `-7`},
+		{in: map[string]string{"a": "b"}, want: `{"a":"b"}`},
+		{in: json.Number("x1"), wantErr: true},
+		{in: math.NaN(), wantErr: true},
+		{in: "bad \xff utf8", want: `"bad \ufffd utf8"`},
+	}
+	for _, tt := range tests {
+		out, err := Encode(nil, Doc{"v": tt.in})
+		if tt.wantErr {
+			if err == nil {
+				t.Errorf("Encode(%#v) = %s, want an error", tt.in, out)
+			}
+			continue
+		}
+		if err != nil || string(out) != `{"v":`+tt.want+`}` {
+			t.Errorf("Encode(%#v) = %s, %v; want {\"v\":%s}", tt.in, out, err, tt.want)
+		}
+	}
+}
+
+// stdDecode and stdEncode are encoding/json's view, which Decode and Encode
+// must agree with.
+func stdDecode(b []byte) (Doc, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var doc Doc
+	err := d.Decode(&doc)
+	return doc, err
+}
+
+func stdEncode(doc Doc) []byte {
+	var buf bytes.Buffer
+	e := json.NewEncoder(&buf)
+	e.SetEscapeHTML(false)
+	_ = e.Encode(doc)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, name := range []string{"testdata/single.json", "testdata/batch-go.json", "testdata/batch-next.json"} {
+		if b, err := os.ReadFile(name); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte(`{"s":"\u2028\u0000<>&","n":-0.5e-3,"l":[true,false,null,{}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		doc, err := Decode(b)
+		if err != nil {
+			return
+		}
+		want, err := stdDecode(b)
+		if err != nil {
+			t.Fatalf("Decode accepted %q, encoding/json says %v", b, err)
+		}
+		if !reflect.DeepEqual(doc, want) {
+			t.Fatalf("Decode(%q) = %#v, encoding/json %#v", b, doc, want)
+		}
+		out, err := Encode(nil, doc)
+		if err != nil {
+			t.Fatalf("Encode: %v", err)
+		}
+		if std := stdEncode(want); !bytes.Equal(out, std) {
+			t.Fatalf("Encode = %s, encoding/json %s", out, std)
+		}
+	})
+}
+
+func BenchmarkDecodeEncode(b *testing.B) {
+	rec := []byte(`{"type":"track","event":"Order Completed","messageId":"bench-00000001","userId":"user-1","anonymousId":"anon-1","properties":{"order_id":"o-1","total":27.50,"revenue":25.00,"currency":"USD","coupon":"SPRING","discount":2.5,"shipping":3,"tax":2.0,"affiliation":"web","products":[{"sku":"45790-32","name":"Monopoly","price":19.99,"quantity":1}]},"context":{"library":{"name":"analytics.js","version":"2.11.1"},"page":{"path":"/checkout","url":"https://shop.example.com/checkout"},"ip":"203.0.113.9","userAgent":"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36"},"timestamp":"2026-12-01T10:00:00.000Z","receivedAt":"2026-12-01T10:00:00.120Z","sentAt":"2026-12-01T10:00:00.100Z","originalTimestamp":"2026-12-01T09:59:59.980Z"}`)
+	b.Run("conflux", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(rec)))
+		var out []byte
+		for b.Loop() {
+			doc, err := Decode(rec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			out, _ = Encode(out[:0], doc)
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(rec)))
+		for b.Loop() {
+			doc, _ := stdDecode(rec)
+			_ = stdEncode(doc)
+		}
+	})
 }
