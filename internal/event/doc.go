@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Doc is a stored event decoded for the stages that change or inspect it as
@@ -18,6 +19,10 @@ type Doc = map[string]any
 
 // Decode decodes a record's JSON into a Doc. It fails when the JSON is not
 // one object, is invalid, or holds invalid UTF-8.
+//
+// The Doc's strings and numbers share memory with rec where they need no
+// unescaping: rec must not be modified while the Doc, or a string taken
+// from it, is in use. (Records read from the log are never modified.)
 //
 // It is the processing stage's hot path, so it does not go through
 // encoding/json's reflection: it walks the bytes with the same validating
@@ -55,7 +60,7 @@ func decodeValue(b []byte, i, depth int) (any, int, error) {
 			return nil, end, err
 		}
 		if !esc {
-			return string(b[i+1 : end-1]), end, nil
+			return alias(b[i+1 : end-1]), end, nil
 		}
 		s, err := unquote(b[i:end])
 		return s, end, err
@@ -64,7 +69,7 @@ func decodeValue(b []byte, i, depth int) (any, int, error) {
 		if err != nil {
 			return nil, end, err
 		}
-		return json.Number(b[i:end]), end, nil
+		return json.Number(alias(b[i:end])), end, nil
 	case c == 't':
 		end, err := scanLiteral(b, i, "true")
 		return true, end, err
@@ -161,6 +166,14 @@ func decodeArray(b []byte, i, depth int) (any, int, error) {
 	}
 }
 
+// alias returns b as a string without copying it; see Decode.
+func alias(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
 // docKey returns the key k, as a constant for the keys most events have,
 // so that decoding them allocates nothing.
 func docKey(k []byte) string {
@@ -212,7 +225,7 @@ func docKey(k []byte) string {
 	case "protocols":
 		return "protocols"
 	}
-	return string(k)
+	return alias(k)
 }
 
 // Encode appends doc as compact JSON to dst. Keys come out sorted; strings
@@ -334,6 +347,14 @@ func appendDocString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Fast path: eight plain ASCII bytes at a time.
+		for i+8 <= len(s) && plainWord(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
+			uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
