@@ -15,6 +15,9 @@ import (
 // bench runs `conflux bench ingest`: Tracking API load against a server
 // at -url, an in-process Conflux, or (-noop) an in-process no-op handler.
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "dedup" {
+		return benchDedup(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "ingest" {
 		fmt.Fprintln(stderr, "usage: conflux bench ingest [flags]")
 		return errUsage
