@@ -19,6 +19,7 @@ import (
 	"github.com/confluxcdp/conflux/internal/collect"
 	"github.com/confluxcdp/conflux/internal/config"
 	"github.com/confluxcdp/conflux/internal/httpapi"
+	"github.com/confluxcdp/conflux/internal/process"
 	"github.com/confluxcdp/conflux/internal/process/suppress"
 	"github.com/confluxcdp/conflux/internal/store"
 	"github.com/confluxcdp/conflux/internal/stream"
@@ -86,8 +87,11 @@ type Server struct {
 	appender *stream.Appender
 	manager  *config.Manager
 	suppress *suppress.List
-	http     *http.Server
-	listener net.Listener
+	process  *process.Stage
+	// violations counts tracking-plan violations for the violations API.
+	violations *process.Violations
+	http       *http.Server
+	listener   net.Listener
 
 	// DefaultSource is the source whose write key the banner shows.
 	DefaultSource config.Source
@@ -136,6 +140,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	s.manager = config.NewManager(repo, config.Settings{
 		AdminToken: config.Secret(s.AdminToken), PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies,
+		DedupWindow: cfg.DedupWindow,
 	}, opts.Logger.With("component", "config"))
 	if err := s.manager.Reload(ctx); err != nil {
 		return nil, err
@@ -155,6 +160,17 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	plog := opts.Logger.With("component", "process")
+	s.violations = process.NewViolations(s.db, plog)
+	if s.process, err = process.New(ctx, s.log, process.Options{
+		Dir:         filepath.Join(opts.DataDir, "process"),
+		DedupWindow: s.manager.Current().DedupWindow,
+		Pipeline:    process.NewRules(s.manager.Current, s.violations, plog),
+		Registerer:  reg,
+		Logger:      plog,
+	}); err != nil {
+		return nil, err
+	}
 	s.appender = stream.NewAppender(s.log.JetStream(), stream.AppenderOptions{Registerer: reg})
 	gate := &diskGate{dir: opts.DataDir, min: opts.MinFreeDisk}
 
@@ -166,6 +182,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		s.manager.Current, s.appender, gate).Register(mux)
 	s.suppress.Register(mux, auth)
 	collect.NewDebugger(s.log.JetStream(), s.manager.Current).Register(mux, auth)
+	process.RegisterViolationsAPI(mux, auth, s.violations, s.manager.Current)
 	config.NewAPI(repo, s.manager).Register(mux, auth)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -230,6 +247,8 @@ func (s *Server) Run(ctx context.Context) error {
 	workers.Go(func() error { return s.appender.Run(bg) })
 	workers.Go(func() error { return s.manager.Run(bg) })
 	workers.Go(func() error { return s.suppress.Run(bg) })
+	workers.Go(func() error { return s.process.Run(bg) })
+	workers.Go(func() error { return s.violations.Run(bg) })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(s.listener) }()
@@ -256,6 +275,9 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) close() {
 	if s.listener != nil {
 		_ = s.listener.Close()
+	}
+	if s.process != nil {
+		s.process.Close()
 	}
 	if s.log != nil {
 		_ = s.log.Close()

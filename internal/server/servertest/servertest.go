@@ -5,8 +5,13 @@ package servertest
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/confluxcdp/conflux/internal/event"
 	"github.com/confluxcdp/conflux/internal/server"
@@ -69,11 +74,56 @@ func (s *Server) Stop(t testing.TB) {
 // stopped — and returns every record of the ingest stream in order.
 func ReadIngest(t testing.TB, dataDir string) []event.Record {
 	t.Helper()
+	return ReadStream(t, dataDir, stream.IngestStream)
+}
+
+// ReadStream opens the embedded log in dataDir — the server must be
+// stopped — and returns every record of one stream in order.
+func ReadStream(t testing.TB, dataDir, name string) []event.Record {
+	t.Helper()
 	ctx := context.Background()
 	l, err := stream.Open(ctx, stream.Options{DataDir: dataDir})
 	if err != nil {
 		t.Fatalf("opening log in %s: %v", dataDir, err)
 	}
 	defer l.Close()
-	return streamtest.Records(t, l)
+	return streamtest.StreamRecords(t, l, name)
+}
+
+// WaitMetric polls the server's /metrics until the sample named by
+// series (name and labels exactly as exposed, e.g.
+// `conflux_process_events_total{outcome="processed",source="web"}`)
+// reaches at least want, and fails the test after 10 seconds.
+func (s *Server) WaitMetric(t testing.TB, series string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var last float64
+	for time.Now().Before(deadline) {
+		if v, ok := s.Metric(t, series); ok {
+			last = v
+			if v >= want {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s = %v after 10s, want at least %v", series, last, want)
+}
+
+// Metric returns the current value of one sample of /metrics.
+func (s *Server) Metric(t testing.TB, series string) (float64, bool) {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
 }

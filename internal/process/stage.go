@@ -1,0 +1,400 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/confluxcdp/conflux/internal/process/dedup"
+	"github.com/confluxcdp/conflux/internal/stream"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+)
+
+// Headers of processed messages, besides stream.HeaderFormat and
+// stream.HeaderCount.
+const (
+	// HeaderIngestSeq is the last ingest sequence whose records are all in
+	// this message or were dropped with a reason.
+	HeaderIngestSeq = "Conflux-Ingest-Seq"
+	// HeaderPartitions lists the partitions the message speaks for, as
+	// ranges: "0-15", "0-3,8".
+	HeaderPartitions = "Conflux-Partitions"
+	// HeaderReason says why a dead-lettered message could not be processed.
+	HeaderReason = "Conflux-Reason"
+	// HeaderSource is the source of a dead-lettered record.
+	HeaderSource = "Conflux-Source"
+)
+
+// Options configure a [Stage]. Zero values take the documented defaults.
+type Options struct {
+	// Dir holds the partitions' dedup indexes (Dir/p00, Dir/p01, …).
+	Dir string
+	// Partitions is the number of user partitions. Default: 16. It is fixed
+	// for the life of a data directory: New refuses another number.
+	Partitions int
+	// DedupWindow is how long a messageId is remembered. Default: 30 days.
+	DedupWindow time.Duration
+	// ExpectedIDsPerDay sizes the dedup filters (all partitions together):
+	// about 1.25 bytes of memory per id per day of the window. Default: 16 Mi.
+	ExpectedIDsPerDay int64
+	// CacheBytes is the dedup indexes' shared block cache. Default: 64 MiB.
+	CacheBytes int64
+	// MaxGroupBytes bounds the ingest bytes of one group. Default: 2 MiB.
+	MaxGroupBytes int
+	// Linger is how long a group waits for one more ingest message.
+	// Default: 2ms.
+	Linger time.Duration
+	// AckTimeout bounds the wait for the log to acknowledge one processed
+	// message. Default: 10s.
+	AckTimeout time.Duration
+	// Pipeline decides what becomes of each deduplicated event. Nil passes
+	// every event unchanged.
+	Pipeline Pipeline
+	// Registerer receives the stage's metrics (nil: not registered).
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	// Now is the clock of the dedup window. Default: time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) defaults() {
+	if o.Partitions <= 0 {
+		o.Partitions = 16
+	}
+	if o.DedupWindow <= 0 {
+		o.DedupWindow = 30 * 24 * time.Hour
+	}
+	if o.ExpectedIDsPerDay <= 0 {
+		o.ExpectedIDsPerDay = 16 << 20
+	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 64 << 20
+	}
+	if o.MaxGroupBytes <= 0 {
+		o.MaxGroupBytes = 2 << 20
+	}
+	if o.Linger <= 0 {
+		o.Linger = 2 * time.Millisecond
+	}
+	if o.AckTimeout <= 0 {
+		o.AckTimeout = 10 * time.Second
+	}
+	if o.Pipeline == nil {
+		o.Pipeline = PassThrough{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// maxOutputBytes bounds one processed message, leaving room for headers.
+const maxOutputBytes = stream.MaxMessageBytes - 64<<10
+
+// Stage is the processing stage of one node. It owns every partition (one
+// node; scale-out shares them).
+type Stage struct {
+	opts  Options
+	log   *stream.Log
+	cache *pebble.Cache
+	parts []*partition
+	m     *metrics
+	// partsHeader is the HeaderPartitions value of this stage's messages.
+	partsHeader string
+	// done is the last ingest sequence processed and committed, for other
+	// goroutines.
+	done atomic.Uint64
+}
+
+// New opens the partitions' indexes and repairs the one processed message
+// a crash may have left without its index commit. Run then processes.
+func New(ctx context.Context, log *stream.Log, opts Options) (_ *Stage, err error) {
+	opts.defaults()
+	s := &Stage{opts: opts, log: log, m: newMetrics(opts.Registerer)}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := checkPartitionCount(opts.Dir, opts.Partitions); err != nil {
+		return nil, err
+	}
+	s.cache = pebble.NewCache(opts.CacheBytes)
+	perBucket := max(opts.ExpectedIDsPerDay/int64(opts.Partitions), 1024)
+	for i := range opts.Partitions {
+		ix, err := dedup.Open(dedup.Options{
+			Dir:                   filepath.Join(opts.Dir, fmt.Sprintf("p%02d", i)),
+			Window:                opts.DedupWindow,
+			BucketSpan:            24 * time.Hour,
+			ExpectedKeysPerBucket: perBucket,
+			Cache:                 s.cache,
+			Now:                   opts.Now,
+			Logger:                opts.Logger.With("partition", i),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("opening dedup index of partition %d: %w", i, err)
+		}
+		s.parts = append(s.parts, newPartition(i, ix))
+	}
+	s.partsHeader = formatPartitions(0, opts.Partitions-1)
+	if err := s.recover(ctx); err != nil {
+		return nil, err
+	}
+	s.done.Store(s.resumeAfter())
+	return s, nil
+}
+
+// checkPartitionCount records the partition count in dir on first use and
+// refuses another one later: records are routed by it, so changing it
+// would split a user's history between two owners.
+func checkPartitionCount(dir string, n int) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("creating processing directory %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "partitions")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(path, []byte(strconv.Itoa(n)+"\n"), 0o640); err != nil {
+			return fmt.Errorf("recording partition count in %s: %w", path, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading partition count from %s: %w", path, err)
+	}
+	have, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return fmt.Errorf("reading partition count from %s: %q is not a number", path, data)
+	}
+	if have != n {
+		return fmt.Errorf("%s was created with %d partitions, not %d: changing the count is a migration", dir, have, n)
+	}
+	return nil
+}
+
+// Run processes ingest until ctx ends. A failing log or index is retried
+// with backoff; nothing is skipped.
+func (s *Stage) Run(ctx context.Context) error {
+	defer s.Close()
+	s.opts.Logger.Info("processing stage started", "partitions", len(s.parts), "from", s.resumeAfter()+1)
+	backoff := newBackoff()
+	for ctx.Err() == nil {
+		from := s.resumeAfter()
+		err := s.runReader(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		if s.resumeAfter() != from {
+			backoff = newBackoff()
+		}
+		s.opts.Logger.Warn("processing interrupted; retrying", "err", err, "position", s.resumeAfter())
+		backoff.wait(ctx)
+	}
+	s.commitIdle()
+	s.opts.Logger.Info("processing stage stopped", "position", s.resumeAfter())
+	return nil
+}
+
+// commitIdle brings the checkpoints of partitions that had nothing to
+// commit up to the last group, so that a restart does not re-read what
+// they skipped. It is correct because such a partition had no record in
+// the groups since its checkpoint.
+func (s *Stage) commitIdle() {
+	last := s.done.Load()
+	for _, p := range s.parts {
+		if p.ckpt >= last {
+			continue
+		}
+		if err := p.index.Commit(nil, last); err != nil {
+			s.opts.Logger.Warn("committing idle partition", "partition", p.id, "err", err)
+			continue
+		}
+		p.ckpt = last
+	}
+}
+
+// Position is the last ingest sequence processed and committed. Safe to
+// call from any goroutine.
+func (s *Stage) Position() uint64 { return s.done.Load() }
+
+// resumeAfter is the ingest sequence up to which every partition has
+// committed: reading resumes after it.
+func (s *Stage) resumeAfter() uint64 {
+	p := s.parts[0].ckpt
+	for _, part := range s.parts[1:] {
+		p = min(p, part.ckpt)
+	}
+	return p
+}
+
+// runReader reads ingest from the current position and processes groups
+// until ctx ends or something fails.
+func (s *Stage) runReader(ctx context.Context) error {
+	r, err := s.log.Read(ctx, stream.IngestStream, s.resumeAfter()+1)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for {
+		msgs, err := r.Next(ctx, s.opts.MaxGroupBytes, s.opts.Linger)
+		if err != nil {
+			return err
+		}
+		s.m.lag.Set(float64(msgs[len(msgs)-1].Pending))
+		for len(msgs) > 0 {
+			n, err := s.processGroup(ctx, msgs)
+			if err != nil {
+				return err
+			}
+			msgs = msgs[n:]
+		}
+	}
+}
+
+// processGroup processes a prefix of msgs as one group and returns its
+// length: all of msgs, unless their output would not fit one message.
+func (s *Stage) processGroup(ctx context.Context, msgs []stream.Msg) (int, error) {
+	start := time.Now()
+	n := len(msgs)
+	var g *group
+	for {
+		g = s.prepare(ctx, msgs[:n])
+		if g.outBytes <= maxOutputBytes || n == 1 {
+			break
+		}
+		n = (n + 1) / 2
+	}
+	if g.outBytes > maxOutputBytes {
+		g.spill(maxOutputBytes)
+	}
+	if err := s.publish(ctx, g); err != nil {
+		return 0, err
+	}
+	if err := s.commit(g); err != nil {
+		return 0, err
+	}
+	g.count(s.m)
+	s.m.groups.Inc()
+	s.m.groupSeconds.Observe(time.Since(start).Seconds())
+	if g.last > s.done.Load() {
+		s.done.Store(g.last)
+		s.m.position.Set(float64(g.last))
+	}
+	return n, nil
+}
+
+// publish writes the group's dead letters, then its output, to the log.
+func (s *Stage) publish(ctx context.Context, g *group) error {
+	for _, dl := range g.dead {
+		if err := s.publishMsg(ctx, dl); err != nil {
+			return err
+		}
+	}
+	if g.records == 0 {
+		return nil
+	}
+	msg := g.message(s.partsHeader)
+	return s.publishMsg(ctx, msg)
+}
+
+func (s *Stage) publishMsg(ctx context.Context, msg *natsMsg) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.AckTimeout)
+	defer cancel()
+	if _, err := s.log.JetStream().PublishMsg(pctx, msg.Msg, msg.opts...); err != nil {
+		return fmt.Errorf("writing %d bytes to %s: %w", len(msg.Data), msg.Subject, err)
+	}
+	return nil
+}
+
+// commit records each partition's ids and the group's last sequence as
+// its checkpoint. A partition with no new id is committed only when its
+// checkpoint is a second old, so that idle partitions do not cost a sync
+// per group yet do not hold the restart position back.
+func (s *Stage) commit(g *group) error {
+	now := time.Now()
+	var eg errgroup.Group
+	for _, p := range s.parts {
+		if p.ckpt >= g.last || (len(p.entries) == 0 && now.Sub(p.committedAt) < time.Second) {
+			continue
+		}
+		eg.Go(func() error {
+			if err := p.index.Commit(p.entries, g.last); err != nil {
+				return fmt.Errorf("committing %d ids to partition %d at ingest seq %d: %w", len(p.entries), p.id, g.last, err)
+			}
+			p.ckpt, p.committedAt = g.last, now
+			return nil
+		})
+	}
+	return eg.Wait()
+}
+
+// Close closes the dedup indexes. Run calls it when it returns; call it
+// yourself only for a stage that was never run. Safe to call twice.
+func (s *Stage) Close() {
+	for _, p := range s.parts {
+		if err := p.index.Close(); err != nil {
+			s.opts.Logger.Warn("closing dedup index", "partition", p.id, "err", err)
+		}
+	}
+	s.parts = nil
+	if s.cache != nil {
+		s.cache.Unref()
+		s.cache = nil
+	}
+}
+
+// formatPartitions renders the range lo..hi for HeaderPartitions.
+func formatPartitions(lo, hi int) string {
+	if lo == hi {
+		return strconv.Itoa(lo)
+	}
+	return strconv.Itoa(lo) + "-" + strconv.Itoa(hi)
+}
+
+// parsePartitions reads a HeaderPartitions value into a set.
+func parsePartitions(h string) (map[int]bool, error) {
+	set := map[int]bool{}
+	for part := range strings.SplitSeq(h, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("partitions %q: %q is not a number", h, lo)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return nil, fmt.Errorf("partitions %q: bad range %q", h, part)
+			}
+		}
+		for i := a; i <= b; i++ {
+			set[i] = true
+		}
+	}
+	return set, nil
+}
+
+// backoff spaces retries of a failing log or index: 100ms doubling to 5s.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{d: 100 * time.Millisecond} }
+
+func (b *backoff) wait(ctx context.Context) {
+	t := time.NewTimer(b.d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	b.d = min(2*b.d, 5*time.Second)
+}

@@ -1,0 +1,369 @@
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/event"
+	"github.com/confluxcdp/conflux/internal/stream"
+	"github.com/confluxcdp/conflux/internal/stream/streamtest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/nats-io/nats.go.(*Conn).flusher"),
+		goleak.IgnoreTopFunction("time.Sleep"),
+	)
+}
+
+// ev is the stored JSON of an event with the given messageId and userId.
+func ev(id, user string) []byte {
+	return fmt.Appendf(nil, `{"type":"track","event":"Clicked","messageId":%q,"userId":%q,"context":{},"timestamp":"2026-12-01T10:00:00.000Z","receivedAt":"2026-12-01T10:00:00.000Z"}`, id, user)
+}
+
+// appendEvents writes one ingest message holding recs (source "web").
+func appendEvents(t *testing.T, l *stream.Log, recs ...[]byte) {
+	t.Helper()
+	var data []byte
+	for _, r := range recs {
+		data = event.AppendRecord(data, "web", r)
+	}
+	a := stream.NewAppender(l.JetStream(), stream.AppenderOptions{})
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = a.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	if err := a.Append(t.Context(), data, len(recs)); err != nil {
+		t.Fatalf("appending to ingest: %v", err)
+	}
+}
+
+// running is a stage running in the background.
+type running struct {
+	stage  *Stage
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func start(t *testing.T, l *stream.Log, opts Options) *running {
+	t.Helper()
+	r := &running{reg: prometheus.NewRegistry()}
+	opts.Registerer = r.reg
+	s, err := New(t.Context(), l, opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	r.stage = s
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Go(func() { _ = s.Run(ctx) })
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *running) stop() { r.cancel(); r.wg.Wait() }
+
+// waitFor waits until the stage has committed ingest up to the log's end.
+func (r *running) waitFor(t *testing.T, l *stream.Log) {
+	t.Helper()
+	last, err := l.LastSeq(t.Context(), stream.IngestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.stage.Position() < last {
+		if time.Now().After(deadline) {
+			t.Fatalf("stage at ingest seq %d after 10s, want %d", r.stage.Position(), last)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (r *running) count(source string, o Outcome) int {
+	return int(testutil.ToFloat64(r.stage.m.events.WithLabelValues(source, string(o))))
+}
+
+// processedIDs returns the messageIds in processed, in order.
+func processedIDs(t *testing.T, l *stream.Log) []string {
+	t.Helper()
+	var ids []string
+	for _, rec := range streamtest.StreamRecords(t, l, stream.ProcessedStream) {
+		k, err := event.PeekKeys(rec.JSON)
+		if err != nil {
+			t.Fatalf("processed record %s: %v", rec.JSON, err)
+		}
+		ids = append(ids, string(k.MessageID))
+	}
+	return ids
+}
+
+func testOptions(t *testing.T) Options {
+	return Options{Dir: t.TempDir(), Partitions: 4, ExpectedIDsPerDay: 1 << 14, CacheBytes: 8 << 20}
+}
+
+func TestDuplicatesAreDroppedAndCounted(t *testing.T) {
+	l := streamtest.New(t)
+	r := start(t, l, testOptions(t))
+	// Duplicates inside one message, and across messages (groups).
+	appendEvents(t, l, ev("m1", "u1"), ev("m2", "u2"), ev("m1", "u1"))
+	r.waitFor(t, l)
+	appendEvents(t, l, ev("m2", "u2"), ev("m3", "u3"))
+	r.waitFor(t, l)
+
+	got := processedIDs(t, l)
+	if len(got) != 3 {
+		t.Fatalf("processed ids %v, want m1, m2, m3 once each", got)
+	}
+	seen := map[string]int{}
+	for _, id := range got {
+		seen[id]++
+	}
+	for _, id := range []string{"m1", "m2", "m3"} {
+		if seen[id] != 1 {
+			t.Errorf("%s is in processed %d times, want 1 (all: %v)", id, seen[id], got)
+		}
+	}
+	if n := r.count("web", OutcomeDuplicate); n != 2 {
+		t.Errorf("duplicates counted: %d, want 2", n)
+	}
+	if n := r.count("web", OutcomeProcessed); n != 3 {
+		t.Errorf("processed counted: %d, want 3", n)
+	}
+}
+
+func TestOneUsersEventsStayInOrder(t *testing.T) {
+	l := streamtest.New(t)
+	r := start(t, l, testOptions(t))
+	var recs [][]byte
+	for i := range 200 {
+		recs = append(recs, ev(fmt.Sprintf("m%03d", i), fmt.Sprintf("u%d", i%7)))
+	}
+	appendEvents(t, l, recs[:100]...)
+	appendEvents(t, l, recs[100:]...)
+	r.waitFor(t, l)
+	last := map[string]string{}
+	for _, rec := range streamtest.StreamRecords(t, l, stream.ProcessedStream) {
+		k, _ := event.PeekKeys(rec.JSON)
+		u, id := string(k.UserID), string(k.MessageID)
+		if id <= last[u] {
+			t.Fatalf("user %s: %s after %s", u, id, last[u])
+		}
+		last[u] = id
+	}
+	if len(last) != 7 {
+		t.Fatalf("%d users in processed, want 7", len(last))
+	}
+}
+
+func TestRestartKeepsDedupOnBothSides(t *testing.T) {
+	l := streamtest.New(t)
+	opts := testOptions(t)
+	r := start(t, l, opts)
+	appendEvents(t, l, ev("a", "u1"), ev("b", "u2"), ev("c", "u3"))
+	r.waitFor(t, l)
+	r.stop()
+
+	// While the stage is down: retries of a and b, and new events.
+	appendEvents(t, l, ev("a", "u1"), ev("d", "u4"))
+	appendEvents(t, l, ev("b", "u2"), ev("e", "u1"))
+	r2 := start(t, l, opts)
+	r2.waitFor(t, l)
+	// After the restart: more retries.
+	appendEvents(t, l, ev("c", "u3"), ev("d", "u4"), ev("f", "u5"))
+	r2.waitFor(t, l)
+
+	got := processedIDs(t, l)
+	if len(got) != 6 {
+		t.Fatalf("processed %v, want each of a..f once", got)
+	}
+	seen := map[string]bool{}
+	for _, id := range got {
+		if seen[id] {
+			t.Fatalf("%s processed twice: %v", id, got)
+		}
+		seen[id] = true
+	}
+	if n := r2.count("web", OutcomeDuplicate); n != 4 {
+		t.Errorf("duplicates after restart: %d, want 4", n)
+	}
+}
+
+// TestCrashBetweenPublishAndCommit publishes a group's output without
+// committing its ids — what a kill -9 at that instant leaves — and checks
+// that the next start repairs it: nothing of the group is written again,
+// and its ids are still known as duplicates.
+func TestCrashBetweenPublishAndCommit(t *testing.T) {
+	l := streamtest.New(t)
+	opts := testOptions(t)
+	appendEvents(t, l, ev("x1", "u1"), ev("x2", "u2"), ev("x3", "u3"))
+
+	s, err := New(t.Context(), l, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := l.Read(t.Context(), stream.IngestStream, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := rd.Next(t.Context(), 1<<20, time.Millisecond)
+	rd.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := s.prepare(t.Context(), msgs)
+	if err := s.publish(t.Context(), g); err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // crash: no commit
+
+	appendEvents(t, l, ev("x2", "u2"), ev("x4", "u4"))
+	r := start(t, l, opts)
+	r.waitFor(t, l)
+	// Order within a group follows partitions; compare as a set.
+	got := processedIDs(t, l)
+	seen := map[string]int{}
+	for _, id := range got {
+		seen[id]++
+	}
+	if len(got) != 4 || seen["x1"] != 1 || seen["x2"] != 1 || seen["x3"] != 1 || seen["x4"] != 1 {
+		t.Fatalf("processed %v, want x1..x4 once each", got)
+	}
+	if n := r.count("web", OutcomeDuplicate); n != 1 {
+		t.Errorf("duplicates: %d, want 1 (x2)", n)
+	}
+}
+
+func TestInvalidRecordGoesToDeadLetters(t *testing.T) {
+	l := streamtest.New(t)
+	r := start(t, l, testOptions(t))
+	appendEvents(t, l, ev("ok1", "u1"), []byte(`{"type":"track","userId":"u1"}`), []byte(`not json`), ev("ok2", "u2"))
+	r.waitFor(t, l)
+
+	if got := processedIDs(t, l); len(got) != 2 {
+		t.Fatalf("processed %v, want ok1 and ok2", got)
+	}
+	dead := streamtest.StreamRecordsRaw(t, l, stream.DLQStream)
+	if len(dead) != 2 {
+		t.Fatalf("%d dead letters, want 2", len(dead))
+	}
+	for _, m := range dead {
+		if !strings.HasPrefix(m.Header.Get(HeaderReason), "invalid_record: ") || m.Header.Get(HeaderSource) != "web" {
+			t.Errorf("dead letter headers %v", m.Header)
+		}
+	}
+	if n := r.count("web", OutcomeInvalid); n != 2 {
+		t.Errorf("invalid counted: %d, want 2", n)
+	}
+}
+
+// forwarding is a pipeline that blocks events named "Blocked" and forwards
+// them to source "quarantine", and adds a field to the others.
+type forwarding struct{}
+
+func (forwarding) Process(_ context.Context, src string, rec []byte, out Emitter) Outcome {
+	doc, err := event.Decode(rec)
+	if err != nil {
+		return OutcomeInvalid
+	}
+	if doc["event"] == "Blocked" {
+		out.Forward("quarantine", rec)
+		return OutcomeBlocked
+	}
+	doc["seenBy"] = "pipeline"
+	b, _ := json.Marshal(doc)
+	out.Emit(b)
+	return OutcomeProcessed
+}
+
+func TestPipelineDecidesAndEveryRecordIsAccountedFor(t *testing.T) {
+	l := streamtest.New(t)
+	opts := testOptions(t)
+	opts.Pipeline = forwarding{}
+	r := start(t, l, opts)
+	blocked := []byte(`{"type":"track","event":"Blocked","messageId":"b1","userId":"u9","context":{},"receivedAt":"2026-12-01T10:00:00.000Z"}`)
+	appendEvents(t, l, ev("p1", "u1"), blocked, ev("p1", "u1"), []byte(`{}`), ev("p2", "u2"))
+	r.waitFor(t, l)
+
+	recs := streamtest.StreamRecords(t, l, stream.ProcessedStream)
+	bySource := map[string]int{}
+	for _, rec := range recs {
+		bySource[rec.SourceID]++
+		if rec.SourceID == "web" && !strings.Contains(string(rec.JSON), `"seenBy":"pipeline"`) {
+			t.Errorf("web record not changed by the pipeline: %s", rec.JSON)
+		}
+	}
+	if bySource["web"] != 2 || bySource["quarantine"] != 1 {
+		t.Fatalf("processed by source %v, want web 2, quarantine 1", bySource)
+	}
+	received := 5
+	sum := 0
+	for _, o := range []Outcome{OutcomeProcessed, OutcomeDuplicate, OutcomeBlocked, OutcomeInvalid, OutcomeTooLarge} {
+		sum += r.count("web", o)
+	}
+	if sum != received {
+		t.Fatalf("outcomes of web add up to %d, want %d received", sum, received)
+	}
+	if n := r.count("quarantine", OutcomeForwarded); n != 1 {
+		t.Errorf("forwarded to quarantine: %d, want 1", n)
+	}
+}
+
+func TestPartitionCountIsFixed(t *testing.T) {
+	l := streamtest.New(t)
+	opts := testOptions(t)
+	s, err := New(t.Context(), l, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	opts.Partitions = 8
+	if _, err := New(t.Context(), l, opts); err == nil || !strings.Contains(err.Error(), "4 partitions, not 8") {
+		t.Fatalf("New with another partition count: %v", err)
+	}
+}
+
+func TestParsePartitions(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []int
+		wantErr bool
+	}{
+		{in: "0-3", want: []int{0, 1, 2, 3}},
+		{in: "5", want: []int{5}},
+		{in: "0-1,7", want: []int{0, 1, 7}},
+		{in: "3-1", wantErr: true},
+		{in: "", wantErr: true},
+		{in: "a", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parsePartitions(tt.in)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("parsePartitions(%q) = %v, want an error", tt.in, got)
+				}
+				return
+			}
+			if err != nil || len(got) != len(tt.want) {
+				t.Fatalf("parsePartitions(%q) = %v, %v", tt.in, got, err)
+			}
+			for _, p := range tt.want {
+				if !got[p] {
+					t.Fatalf("parsePartitions(%q) lacks %d", tt.in, p)
+				}
+			}
+		})
+	}
+	if got := formatPartitions(0, 15); got != "0-15" {
+		t.Errorf("formatPartitions(0, 15) = %q", got)
+	}
+}
