@@ -152,6 +152,7 @@ func New(ctx context.Context, log *stream.Log, opts Options) (_ *Stage, err erro
 		return nil, err
 	}
 	s.done.Store(s.resumeAfter())
+	s.m.position.Set(float64(s.done.Load()))
 	return s, nil
 }
 
