@@ -33,14 +33,105 @@ func Decode(rec []byte) (Doc, error) {
 	if i >= len(rec) || rec[i] != '{' {
 		return nil, fmt.Errorf("decoding event: %w", errAt(i, "not a JSON object"))
 	}
-	v, end, err := decodeValue(rec, i, 0)
+	doc, end, err := decodeObject(rec, i, 0, nil)
 	if err != nil {
 		return nil, fmt.Errorf("decoding event: %w", err)
 	}
 	if skipSpace(rec, end) != len(rec) {
 		return nil, fmt.Errorf("decoding event: %w", errAt(end, "data after the JSON object"))
 	}
-	return v.(Doc), nil
+	return doc, nil
+}
+
+// Members are the top-level members of a decoded record, in order, with
+// where their bytes are, so that [EncodeSplice] can copy the members a
+// stage did not change instead of encoding them again.
+type Members struct {
+	rec  []byte
+	list []docMember
+}
+
+// docMember is one top-level member: its key and the span from its key's
+// opening quote to the end of its value.
+type docMember struct {
+	key    string
+	ks, ve int
+}
+
+// DecodeMembers is [Decode] that also returns the record's top-level
+// members, for [EncodeSplice]. The same sharing rule applies: rec must not
+// be modified while the Doc or the Members are in use.
+func DecodeMembers(rec []byte) (Doc, Members, error) {
+	m := Members{rec: rec, list: make([]docMember, 0, 16)}
+	i := skipSpace(rec, 0)
+	if i >= len(rec) || rec[i] != '{' {
+		return nil, m, fmt.Errorf("decoding event: %w", errAt(i, "not a JSON object"))
+	}
+	doc, end, err := decodeObject(rec, i, 0, func(key string, ks, ve int) {
+		m.list = append(m.list, docMember{key, ks, ve})
+	})
+	if err != nil {
+		return nil, m, fmt.Errorf("decoding event: %w", err)
+	}
+	if skipSpace(rec, end) != len(rec) {
+		return nil, m, fmt.Errorf("decoding event: %w", errAt(end, "data after the JSON object"))
+	}
+	return doc, m, nil
+}
+
+// EncodeSplice appends doc to dst as JSON, keeping the record m came from
+// wherever it can: the top-level members are written in their original
+// order, those for which changed reports false are copied byte for byte
+// from the record, the others are encoded from doc (as [Encode] does);
+// members deleted from doc are left out, and members added to doc follow,
+// sorted. The caller must report as changed every top-level field it may
+// have modified, in place or not.
+func EncodeSplice(dst []byte, doc Doc, m Members, changed func(key string) bool) ([]byte, error) {
+	dst = append(dst, '{')
+	n, kept := 0, 0
+	for _, mb := range m.list {
+		v, ok := doc[mb.key]
+		if !ok {
+			continue
+		}
+		kept++
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		n++
+		if !changed(mb.key) {
+			dst = append(dst, m.rec[mb.ks:mb.ve]...)
+			continue
+		}
+		dst = appendDocString(dst, mb.key)
+		dst = append(dst, ':')
+		var err error
+		if dst, err = appendDocValue(dst, v, 1); err != nil {
+			return dst, err
+		}
+	}
+	if kept < len(doc) {
+		var added []string
+		for k := range doc {
+			if !slices.ContainsFunc(m.list, func(mb docMember) bool { return mb.key == k }) {
+				added = append(added, k)
+			}
+		}
+		slices.Sort(added)
+		for _, k := range added {
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			n++
+			dst = appendDocString(dst, k)
+			dst = append(dst, ':')
+			var err error
+			if dst, err = appendDocValue(dst, doc[k], 1); err != nil {
+				return dst, err
+			}
+		}
+	}
+	return append(dst, '}'), nil
 }
 
 // decodeValue decodes the value at b[i] (no leading space) and returns it
@@ -51,7 +142,7 @@ func decodeValue(b []byte, i, depth int) (any, int, error) {
 	}
 	switch c := b[i]; {
 	case c == '{':
-		return decodeObject(b, i, depth)
+		return decodeObject(b, i, depth, nil)
 	case c == '[':
 		return decodeArray(b, i, depth)
 	case c == '"':
@@ -83,7 +174,10 @@ func decodeValue(b []byte, i, depth int) (any, int, error) {
 	return nil, i, errAt(i, "unexpected character %q", b[i])
 }
 
-func decodeObject(b []byte, i, depth int) (any, int, error) {
+// decodeObject decodes the object at b[i]. When member is not nil it is
+// called for each member with its key and the span from the key's quote to
+// the end of its value.
+func decodeObject(b []byte, i, depth int, member func(key string, ks, ve int)) (Doc, int, error) {
 	if depth >= maxDepth {
 		return nil, i, errAt(i, "nesting deeper than %d", maxDepth)
 	}
@@ -100,6 +194,7 @@ func decodeObject(b []byte, i, depth int) (any, int, error) {
 		if i >= len(b) || b[i] != '"' {
 			return nil, i, errAt(i, "expected a string key")
 		}
+		ks := i
 		ke, esc, err := scanString(b, i)
 		if err != nil {
 			return nil, ke, err
@@ -121,6 +216,9 @@ func decodeObject(b []byte, i, depth int) (any, int, error) {
 			return nil, ve, err
 		}
 		m[key] = v
+		if member != nil {
+			member(key, ks, ve)
+		}
 		i = skipSpace(b, ve)
 		if i >= len(b) {
 			return nil, i, errAt(i, "unterminated object")
@@ -371,6 +469,10 @@ func appendDocString(dst []byte, s string) []byte {
 				dst = append(dst, '\\', 'r')
 			case '\t':
 				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
 			default:
 				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			}

@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/config"
@@ -45,7 +46,7 @@ func (r *Rules) Process(_ context.Context, src string, rec []byte, out Emitter) 
 		out.Emit(rec)
 		return OutcomeProcessed
 	}
-	doc, err := event.Decode(rec)
+	doc, members, err := event.DecodeMembers(rec)
 	if err != nil {
 		// The Tracking API stored it, so it is an object; keep it as it is
 		// rather than lose it.
@@ -53,7 +54,9 @@ func (r *Rules) Process(_ context.Context, src string, rec []byte, out Emitter) 
 		out.Emit(rec)
 		return OutcomeProcessed
 	}
-	changed := false
+	// changed gathers the top-level fields the plan and the transformations
+	// may have modified; the others are copied from rec as they were.
+	var changed []string
 	if rules.Plan != nil {
 		res := rules.Plan.Check(doc, rules.Enforcement)
 		if len(res.Violations) > 0 {
@@ -65,20 +68,24 @@ func (r *Rules) Process(_ context.Context, src string, rec []byte, out Emitter) 
 			}
 			return OutcomeBlocked
 		}
-		changed = len(res.Violations) > 0 || len(res.Omitted) > 0 || len(res.OmittedOnViolation) > 0
+		if len(res.Violations) > 0 || len(res.Omitted) > 0 || len(res.OmittedOnViolation) > 0 {
+			changed = append(changed, "properties", "traits", "context")
+		}
 	}
 	if len(rules.Transformations) > 0 {
 		n, err := rules.Transformations.Apply(doc)
 		if err != nil {
 			r.logger.Debug("transformation failed; event kept as it was before it", "source", src, "err", err)
 		}
-		changed = changed || n > 0
+		if n > 0 {
+			changed = append(changed, rules.Transformations.Roots()...)
+		}
 	}
-	if !changed {
+	if len(changed) == 0 {
 		out.Emit(rec)
 		return OutcomeProcessed
 	}
-	b, err := event.Encode(nil, doc)
+	b, err := event.EncodeSplice(nil, doc, members, func(k string) bool { return slices.Contains(changed, k) })
 	if err != nil {
 		r.logger.Warn("event not encodable after processing; passed on unchanged", "source", src, "err", err)
 		out.Emit(rec)

@@ -3,6 +3,7 @@ package dedup
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -15,6 +16,10 @@ const (
 	// memTableStopWrites of them while flushing.
 	memTableSize       = 16 << 20
 	memTableStopWrites = 4
+	// flushDelayDeleteRange is how long a memtable holding an expired
+	// bucket's range deletion may wait for its flush: until the deletion
+	// is in a table, Pebble cannot delete the tables it covers.
+	flushDelayDeleteRange = 10 * time.Second
 	// tableBloomBitsPerKey sizes the Bloom filters Pebble keeps in each
 	// table, which spare a false positive of the in-memory filters the
 	// reads of index and data blocks in the levels that lack the key.
@@ -28,6 +33,7 @@ func pebbleOptions(cache *pebble.Cache, log *slog.Logger) *pebble.Options {
 		FormatMajorVersion:          pebble.FormatNewest,
 		MemTableSize:                memTableSize,
 		MemTableStopWritesThreshold: memTableStopWrites,
+		FlushDelayDeleteRange:       flushDelayDeleteRange,
 		Logger:                      pebbleLogger{log.With("component", "dedup.pebble")},
 	}
 	for i := range o.Levels {

@@ -3,6 +3,7 @@ package transform
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/confluxcdp/conflux/internal/event"
 	"github.com/confluxcdp/conflux/internal/fql"
@@ -487,4 +488,46 @@ func (ch Chain) Apply(doc event.Doc) (applied int, err error) {
 		}
 	}
 	return applied, errors.Join(errs...)
+}
+
+// Roots returns the top-level fields of an event that c may change:
+// "event" for a rename of the event, "properties" and "traits" for
+// renames and drops, and the first segment of each absolute path it
+// sets. An encoder may copy every other field of a changed event as it
+// was.
+func (c *Compiled) Roots() []string {
+	var roots []string
+	add := func(r string) {
+		if !slices.Contains(roots, r) {
+			roots = append(roots, r)
+		}
+	}
+	if c.newEventName != "" {
+		add("event")
+	}
+	if len(c.renames) > 0 || len(c.drops) > 0 {
+		add("properties")
+		add("traits")
+	}
+	for _, v := range c.values {
+		add(v.path[0])
+	}
+	for _, f := range c.fqls {
+		add(f.path[0])
+	}
+	return roots
+}
+
+// Roots returns the top-level fields any transformation of ch may change
+// (see [Compiled.Roots]).
+func (ch Chain) Roots() []string {
+	var roots []string
+	for _, c := range ch {
+		for _, r := range c.Roots() {
+			if !slices.Contains(roots, r) {
+				roots = append(roots, r)
+			}
+		}
+	}
+	return roots
 }

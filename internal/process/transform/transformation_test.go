@@ -703,3 +703,32 @@ func TestConcurrentApply(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestRoots(t *testing.T) {
+	tests := []struct {
+		name string
+		t    Transformation
+		want string
+	}{
+		{name: "event name", t: Transformation{If: "all", NewEventName: "B"}, want: "event"},
+		{name: "rename", t: Transformation{If: "all", PropertyRenames: []PropertyRename{{OldName: "a", NewName: "b"}}}, want: "properties,traits"},
+		{name: "static and fql", t: Transformation{If: "all",
+			PropertyValueTransformations: []PropertyValueTransformation{{PropertyPaths: []string{"context.app.env"}, PropertyValue: "x"}},
+			FQLDefinedProperties:         []FQLDefinedProperty{{FQL: "lowercase(properties.e)", PropertyName: "properties.e"}}},
+			want: "context,properties"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Compile(tt.t)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(c.Roots(), ","); got != tt.want {
+				t.Fatalf("Roots() = %s, want %s", got, tt.want)
+			}
+			if got := strings.Join(Chain{c, c}.Roots(), ","); got != tt.want {
+				t.Fatalf("Chain.Roots() = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
