@@ -2,6 +2,7 @@ package dedup_test
 
 import (
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -90,7 +91,9 @@ func BenchmarkCommit(b *testing.B) {
 	for b.Loop() {
 		cp++
 		for i := range entries {
-			entries[i] = dedup.Entry{ID: fmt.Appendf(entries[i].ID[:0], "%016x-%08x", cp, i), At: day0}
+			id := strconv.AppendUint(entries[i].ID[:0], cp, 16)
+			id = append(id, '-')
+			entries[i] = dedup.Entry{ID: strconv.AppendInt(id, int64(i), 10), At: day0}
 		}
 		if err := ix.Commit(entries, cp); err != nil {
 			b.Fatal(err)

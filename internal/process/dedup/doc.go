@@ -15,7 +15,9 @@
 // All buckets live in one Pebble store per partition, their keys prefixed
 // by the bucket number; [Index.Expire] drops every expired bucket with one
 // range deletion, and Pebble then deletes the tables it covers whole, in
-// delete-only compactions, without rewriting them. The alternative, one
+// delete-only compactions, without rewriting them (once the memtable that
+// holds the deletion is flushed, within 10 s; the few tables that straddle
+// a bucket boundary go with later compactions). The alternative, one
 // Pebble store per bucket dropped as a directory, frees disk at once but
 // was rejected: a Commit whose ids straddle a bucket boundary (a group
 // read at midnight) would need two stores, two synced writes and a

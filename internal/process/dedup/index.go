@@ -60,8 +60,9 @@ type Options struct {
 	// Window is how long an id is remembered: an id committed with time At
 	// is a duplicate until at least At+Window and at most
 	// At+Window+BucketSpan, then its whole bucket is dropped. It may change
-	// between opens. Default: 30 days. Range: BucketSpan up to
-	// MaxBuckets×BucketSpan.
+	// between opens. Default: 30 days. Range: up to MaxBuckets×BucketSpan;
+	// a Window shorter than BucketSpan is allowed, and still keeps ids up
+	// to Window+BucketSpan.
 	Window time.Duration
 
 	// BucketSpan is the time one bucket covers; buckets are aligned to the
@@ -113,8 +114,8 @@ func (o Options) withDefaults() (Options, error) {
 	switch {
 	case o.BucketSpan < MinBucketSpan:
 		return o, fmt.Errorf("dedup options: BucketSpan %v is shorter than %v", o.BucketSpan, MinBucketSpan)
-	case o.Window < o.BucketSpan:
-		return o, fmt.Errorf("dedup options: Window %v is shorter than BucketSpan %v", o.Window, o.BucketSpan)
+	case o.Window < 0:
+		return o, fmt.Errorf("dedup options: Window %v is negative", o.Window)
 	case o.Window/o.BucketSpan > MaxBuckets:
 		return o, fmt.Errorf("dedup options: Window %v over BucketSpan %v makes %d buckets, more than %d", o.Window, o.BucketSpan, o.Window/o.BucketSpan, MaxBuckets)
 	case o.ExpectedKeysPerBucket < 1 || o.ExpectedKeysPerBucket > MaxExpectedKeysPerBucket:

@@ -273,6 +273,19 @@ func TestExpireDropsWholeBuckets(t *testing.T) {
 	wantAll(t, ix, false, early)
 	wantAll(t, ix, false, late)
 	wantAll(t, ix, true, d1)
+
+	// And a scan of day 0, made again by a new id, finds only that id.
+	commit(t, ix, 5, c.Now(), "again")
+	closeIndex(t, ix)
+	if err := os.Remove(filter0); err != nil {
+		t.Fatal(err)
+	}
+	ix = open(t, dir, c)
+	if st := ix.Stats(); st.Rebuilt != 1 || st.Keys != 201 {
+		t.Errorf("after rescanning day 0 Stats = %+v, want 1 bucket rebuilt and 201 keys", st)
+	}
+	wantAll(t, ix, false, early)
+	wantAll(t, ix, true, []string{"again"})
 }
 
 func TestCommitExpires(t *testing.T) {
@@ -577,10 +590,16 @@ func TestContainsDuringClose(t *testing.T) {
 	c := newClock(day0)
 	ix := open(t, t.TempDir(), c)
 	commit(t, ix, 1, c.Now(), "a")
-	var wg sync.WaitGroup
+	var wg, started sync.WaitGroup
 	for range 4 {
+		started.Add(1)
 		wg.Go(func() {
-			for {
+			running := sync.OnceFunc(started.Done)
+			defer running()
+			for n := 0; ; n++ {
+				if n == 100 {
+					running()
+				}
 				ok, err := ix.Contains([]byte("a"))
 				if errors.Is(err, dedup.ErrClosed) {
 					return
@@ -592,7 +611,7 @@ func TestContainsDuringClose(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(10 * time.Millisecond)
+	started.Wait() // each reader is running when Close comes
 	closeIndex(t, ix)
 	wg.Wait()
 }
@@ -627,7 +646,7 @@ func TestOptions(t *testing.T) {
 	}{
 		{"no dir", dedup.Options{}, "Dir is required"},
 		{"span too short", dedup.Options{Dir: dir, BucketSpan: time.Millisecond}, "BucketSpan 1ms is shorter than 1s"},
-		{"window shorter than span", dedup.Options{Dir: dir, Window: time.Hour}, "Window 1h0m0s is shorter than BucketSpan 24h0m0s"},
+		{"negative window", dedup.Options{Dir: dir, Window: -time.Hour}, "Window -1h0m0s is negative"},
 		{"too many buckets", dedup.Options{Dir: dir, BucketSpan: time.Second}, "more than 4096"},
 		{"negative keys", dedup.Options{Dir: dir, ExpectedKeysPerBucket: -1}, "ExpectedKeysPerBucket -1 is outside"},
 		{"too many keys", dedup.Options{Dir: dir, ExpectedKeysPerBucket: 1 << 40}, "ExpectedKeysPerBucket 1099511627776 is outside"},
@@ -654,9 +673,19 @@ func TestBucketSpanFixed(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "created with BucketSpan 24h0m0s, options ask 1h0m0s") {
 		t.Errorf("Open with another BucketSpan: %v", err)
 	}
-	// The window may change.
+	// The window may change, even to less than a bucket.
 	ix := open(t, dir, c, func(o *dedup.Options) { o.Window = 10 * day })
 	commit(t, ix, 1, c.Now(), "a")
+	closeIndex(t, ix)
+	ix = open(t, dir, c, func(o *dedup.Options) { o.Window = time.Hour })
+	c.Set(day0.Add(23 * time.Hour))
+	if !contains(t, ix, "a") {
+		t.Error("with a 1h window, an id is kept while its bucket is live")
+	}
+	c.Set(day0.Add(day + time.Hour))
+	if contains(t, ix, "a") {
+		t.Error("with a 1h window, an id outlived Window+BucketSpan")
+	}
 }
 
 func TestSharedCache(t *testing.T) {
