@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/event"
@@ -16,16 +17,31 @@ import (
 )
 
 // partition is one user partition: its dedup index, its checkpoint, and
-// the scratch space of the group being processed. Only the stage's Run
-// goroutine, or the one goroutine it hands the partition to during a
-// group, touches it.
+// two scratch spaces, so that the next group can be prepared while the
+// last one is written. Only the stage's reading goroutine, the goroutine
+// it hands the partition to while preparing a group, and the writer of the
+// previous group touch it.
 type partition struct {
-	id          int
-	index       *dedup.Index
-	ckpt        uint64
-	committedAt time.Time
+	id    int
+	index *dedup.Index
+	// ckpt is the index's checkpoint: written by the writer, read when
+	// preparing.
+	ckpt        atomic.Uint64
+	committedAt time.Time // the writer's
+	slots       [2]*scratch
+}
 
-	// Scratch of the current group.
+func newPartition(id int, ix *dedup.Index) *partition {
+	p := &partition{id: id, index: ix}
+	p.ckpt.Store(ix.Checkpoint())
+	for i := range p.slots {
+		p.slots[i] = &scratch{seen: map[string]struct{}{}, tally: map[tallyKey]int{}}
+	}
+	return p
+}
+
+// scratch is what one group holds for one partition.
+type scratch struct {
 	work    []item
 	seen    map[string]struct{}
 	entries []dedup.Entry
@@ -34,17 +50,13 @@ type partition struct {
 	tally   map[tallyKey]int
 }
 
-func newPartition(id int, ix *dedup.Index) *partition {
-	return &partition{id: id, index: ix, ckpt: ix.Checkpoint(), seen: map[string]struct{}{}, tally: map[tallyKey]int{}}
-}
-
-func (p *partition) reset() {
-	p.work = p.work[:0]
-	clear(p.seen)
-	p.entries = p.entries[:0]
-	p.out = p.out[:0]
-	p.records = 0
-	clear(p.tally)
+func (sc *scratch) reset() {
+	sc.work = sc.work[:0]
+	clear(sc.seen)
+	sc.entries = sc.entries[:0]
+	sc.out = sc.out[:0]
+	sc.records = 0
+	clear(sc.tally)
 }
 
 // item is one record routed to a partition.
@@ -83,21 +95,28 @@ type natsMsg struct {
 // published and committed.
 type group struct {
 	parts    []*partition
-	last     uint64 // last ingest sequence covered
+	scr      []*scratch // this group's scratch of each partition
+	first    uint64     // first ingest sequence covered
+	last     uint64     // last ingest sequence covered
 	outBytes int
 	records  int
 	dead     []*natsMsg
 	// deadTally counts records dead-lettered before reaching a partition.
 	deadTally map[tallyKey]int
+	started   time.Time
 }
 
 // prepare routes msgs' records to the partitions and processes them, in
-// parallel, without changing any state outside the partitions' scratch:
-// a group that is never published leaves no trace.
-func (s *Stage) prepare(ctx context.Context, msgs []stream.Msg) *group {
-	g := &group{parts: s.parts, last: msgs[len(msgs)-1].Seq, deadTally: map[tallyKey]int{}}
-	for _, p := range s.parts {
-		p.reset()
+// parallel, into the partitions' scratch slot, without changing any other
+// state: a group that is never published leaves no trace. prev is the
+// group being written meanwhile, if any: its ids count as seen, as they
+// are not in the index yet.
+func (s *Stage) prepare(ctx context.Context, msgs []stream.Msg, slot int, prev *group) *group {
+	g := &group{parts: s.parts, first: msgs[0].Seq, last: msgs[len(msgs)-1].Seq, deadTally: map[tallyKey]int{}}
+	g.scr = make([]*scratch, len(s.parts))
+	for i, p := range s.parts {
+		g.scr[i] = p.slots[slot]
+		g.scr[i].reset()
 	}
 	for _, m := range msgs {
 		idx := 0
@@ -112,42 +131,51 @@ func (s *Stage) prepare(ctx context.Context, msgs []stream.Msg) *group {
 				idx++
 				continue
 			}
-			p := s.parts[partitionOf(keys, len(s.parts))]
-			if m.Seq > p.ckpt {
-				p.work = append(p.work, item{src: rec.SourceID, json: rec.JSON, keys: keys})
+			i := partitionOf(keys, len(s.parts))
+			if m.Seq > s.parts[i].ckpt.Load() {
+				g.scr[i].work = append(g.scr[i].work, item{src: rec.SourceID, json: rec.JSON, keys: keys})
 			}
 			idx++
 		}
 	}
 	var wg sync.WaitGroup
-	for _, p := range s.parts {
-		if len(p.work) == 0 {
+	for i, p := range s.parts {
+		if len(g.scr[i].work) == 0 {
 			continue
 		}
-		wg.Go(func() { s.runPartition(ctx, p) })
+		var pending map[string]struct{}
+		if prev != nil {
+			pending = prev.scr[i].seen
+		}
+		wg.Go(func() { s.runPartition(ctx, p, g.scr[i], pending) })
 	}
 	wg.Wait()
-	for _, p := range s.parts {
-		g.outBytes += len(p.out)
-		g.records += p.records
+	for _, sc := range g.scr {
+		g.outBytes += len(sc.out)
+		g.records += sc.records
 	}
 	return g
 }
 
-// runPartition processes the partition's work: dedup, then the pipeline.
-func (s *Stage) runPartition(ctx context.Context, p *partition) {
+// runPartition processes the partition's work in sc: dedup (against the
+// group's own ids, the ids of the group being written, and the index),
+// then the pipeline.
+func (s *Stage) runPartition(ctx context.Context, p *partition, sc *scratch, pending map[string]struct{}) {
 	emit := func(src string, rec []byte) {
-		p.out = event.AppendRecord(p.out, src, rec)
-		p.records++
+		sc.out = event.AppendRecord(sc.out, src, rec)
+		sc.records++
 	}
 	emitOther := func(src string, rec []byte) {
 		emit(src, rec)
-		p.tally[tallyKey{src, OutcomeForwarded}]++
+		sc.tally[tallyKey{src, OutcomeForwarded}]++
 	}
-	for _, it := range p.work {
-		id := string(it.keys.MessageID)
-		if _, dup := p.seen[id]; dup {
-			p.tally[tallyKey{it.src, OutcomeDuplicate}]++
+	for _, it := range sc.work {
+		if _, dup := sc.seen[string(it.keys.MessageID)]; dup {
+			sc.tally[tallyKey{it.src, OutcomeDuplicate}]++
+			continue
+		}
+		if _, dup := pending[string(it.keys.MessageID)]; dup {
+			sc.tally[tallyKey{it.src, OutcomeDuplicate}]++
 			continue
 		}
 		dup, err := p.index.Contains(it.keys.MessageID)
@@ -158,17 +186,17 @@ func (s *Stage) runPartition(ctx context.Context, p *partition) {
 			s.m.dedupErrors.Inc()
 		}
 		if dup {
-			p.tally[tallyKey{it.src, OutcomeDuplicate}]++
+			sc.tally[tallyKey{it.src, OutcomeDuplicate}]++
 			continue
 		}
-		p.seen[id] = struct{}{}
+		sc.seen[string(it.keys.MessageID)] = struct{}{}
 		at := it.keys.ReceivedAt
 		if at.IsZero() {
 			at = s.opts.Now()
 		}
-		p.entries = append(p.entries, dedup.Entry{ID: it.keys.MessageID, At: at})
+		sc.entries = append(sc.entries, dedup.Entry{ID: it.keys.MessageID, At: at})
 		outcome := s.opts.Pipeline.Process(ctx, it.src, it.json, Emitter{self: emit, other: emitOther, source: it.src})
-		p.tally[tallyKey{it.src, outcome}]++
+		sc.tally[tallyKey{it.src, outcome}]++
 	}
 }
 
@@ -192,10 +220,10 @@ func (g *group) deadLetter(seq uint64, idx int, src, reason, detail string, data
 // (transformations can make events larger).
 func (g *group) spill(limit int) {
 	total := 0
-	for _, p := range g.parts {
-		keep := p.out[:0:0]
+	for i, sc := range g.scr {
+		keep := sc.out[:0:0]
 		keepN := 0
-		for rec, err := range event.Records(p.out) {
+		for rec, err := range event.Records(sc.out) {
 			if err != nil {
 				break
 			}
@@ -212,17 +240,17 @@ func (g *group) spill(limit int) {
 			h.Set(HeaderSource, rec.SourceID)
 			g.dead = append(g.dead, &natsMsg{
 				Msg:  &nats.Msg{Subject: stream.DLQProcessSubject, Header: h, Data: append([]byte(nil), rec.JSON...)},
-				opts: []jetstream.PublishOpt{jetstream.WithMsgID(fmt.Sprintf("process-spill-%d-%d-%d", g.last, p.id, keepN+len(g.dead)))},
+				opts: []jetstream.PublishOpt{jetstream.WithMsgID(fmt.Sprintf("process-spill-%d-%d-%d", g.last, i, keepN+len(g.dead)))},
 			})
-			p.tally[tallyKey{rec.SourceID, OutcomeProcessed}]--
-			p.tally[tallyKey{rec.SourceID, OutcomeTooLarge}]++
+			sc.tally[tallyKey{rec.SourceID, OutcomeProcessed}]--
+			sc.tally[tallyKey{rec.SourceID, OutcomeTooLarge}]++
 		}
-		p.out, p.records = keep, keepN
+		sc.out, sc.records = keep, keepN
 	}
 	g.outBytes, g.records = 0, 0
-	for _, p := range g.parts {
-		g.outBytes += len(p.out)
-		g.records += p.records
+	for _, sc := range g.scr {
+		g.outBytes += len(sc.out)
+		g.records += sc.records
 	}
 }
 
@@ -230,15 +258,19 @@ func (g *group) spill(limit int) {
 // in partition order.
 func (g *group) message(partitions string) *natsMsg {
 	data := make([]byte, 0, g.outBytes)
-	for _, p := range g.parts {
-		data = append(data, p.out...)
+	for _, sc := range g.scr {
+		data = append(data, sc.out...)
 	}
 	h := nats.Header{}
 	h.Set(stream.HeaderFormat, stream.FormatRecords)
 	h.Set(stream.HeaderCount, strconv.Itoa(g.records))
 	h.Set(HeaderIngestSeq, strconv.FormatUint(g.last, 10))
 	h.Set(HeaderPartitions, partitions)
-	return &natsMsg{Msg: &nats.Msg{Subject: stream.ProcessedSubject, Header: h, Data: data}}
+	// A retried publish of the same group is stored once.
+	return &natsMsg{
+		Msg:  &nats.Msg{Subject: stream.ProcessedSubject, Header: h, Data: data},
+		opts: []jetstream.PublishOpt{jetstream.WithMsgID(fmt.Sprintf("processed-%d-%d", g.first, g.last))},
+	}
 }
 
 // count adds the group's outcomes to the metrics, once it is committed.
@@ -246,8 +278,8 @@ func (g *group) count(m *metrics) {
 	for k, n := range g.deadTally {
 		m.add(k, n)
 	}
-	for _, p := range g.parts {
-		for k, n := range p.tally {
+	for _, sc := range g.scr {
+		for k, n := range sc.tally {
 			m.add(k, n)
 		}
 	}

@@ -45,14 +45,14 @@ func (s *Stage) recover(ctx context.Context) error {
 		entries[p] = append(entries[p], dedup.Entry{ID: keys.MessageID, At: at})
 	}
 	for _, p := range s.parts {
-		if !covers[p.id] || p.ckpt >= seq {
+		if !covers[p.id] || p.ckpt.Load() >= seq {
 			continue
 		}
 		if err := p.index.Commit(entries[p.id], seq); err != nil {
 			return fmt.Errorf("recovering partition %d at ingest seq %d: %w", p.id, seq, err)
 		}
-		s.opts.Logger.Info("recovered partition after a crash", "partition", p.id, "ids", len(entries[p.id]), "from", p.ckpt, "to", seq)
-		p.ckpt = seq
+		s.opts.Logger.Info("recovered partition after a crash", "partition", p.id, "ids", len(entries[p.id]), "from", p.ckpt.Load(), "to", seq)
+		p.ckpt.Store(seq)
 	}
 	return nil
 }

@@ -85,7 +85,7 @@ func (r *Rules) Process(_ context.Context, src string, rec []byte, out Emitter) 
 		out.Emit(rec)
 		return OutcomeProcessed
 	}
-	b, err := event.EncodeSplice(nil, doc, members, func(k string) bool { return slices.Contains(changed, k) })
+	b, err := event.EncodeSplice(make([]byte, 0, len(rec)+len(rec)/4), doc, members, func(k string) bool { return slices.Contains(changed, k) })
 	if err != nil {
 		r.logger.Warn("event not encodable after processing; passed on unchanged", "source", src, "err", err)
 		out.Emit(rec)

@@ -44,7 +44,10 @@ type Options struct {
 	// DedupWindow is how long a messageId is remembered. Default: 30 days.
 	DedupWindow time.Duration
 	// ExpectedIDsPerDay sizes the dedup filters (all partitions together):
-	// about 1.25 bytes of memory per id per day of the window. Default: 16 Mi.
+	// each day of the window holds a filter of 2 bytes per expected id, so
+	// a full 30-day window costs about 62 bytes per expected daily id. More
+	// ids than expected stay correct but cost more disk reads. Default:
+	// 4 Mi (about 250 MiB at a full 30-day window).
 	ExpectedIDsPerDay int64
 	// CacheBytes is the dedup indexes' shared block cache. Default: 64 MiB.
 	CacheBytes int64
@@ -74,7 +77,7 @@ func (o *Options) defaults() {
 		o.DedupWindow = 30 * 24 * time.Hour
 	}
 	if o.ExpectedIDsPerDay <= 0 {
-		o.ExpectedIDsPerDay = 16 << 20
+		o.ExpectedIDsPerDay = 4 << 20
 	}
 	if o.CacheBytes <= 0 {
 		o.CacheBytes = 64 << 20
@@ -214,14 +217,14 @@ func (s *Stage) Run(ctx context.Context) error {
 func (s *Stage) commitIdle() {
 	last := s.done.Load()
 	for _, p := range s.parts {
-		if p.ckpt >= last {
+		if p.ckpt.Load() >= last {
 			continue
 		}
 		if err := p.index.Commit(nil, last); err != nil {
 			s.opts.Logger.Warn("committing idle partition", "partition", p.id, "err", err)
 			continue
 		}
-		p.ckpt = last
+		p.ckpt.Store(last)
 	}
 }
 
@@ -232,21 +235,38 @@ func (s *Stage) Position() uint64 { return s.done.Load() }
 // resumeAfter is the ingest sequence up to which every partition has
 // committed: reading resumes after it.
 func (s *Stage) resumeAfter() uint64 {
-	p := s.parts[0].ckpt
+	p := s.parts[0].ckpt.Load()
 	for _, part := range s.parts[1:] {
-		p = min(p, part.ckpt)
+		p = min(p, part.ckpt.Load())
 	}
 	return p
 }
 
 // runReader reads ingest from the current position and processes groups
-// until ctx ends or something fails.
+// until ctx ends or reading fails. Groups overlap by one: while a group is
+// written (published, then committed) by a writer goroutine, the next is
+// prepared; it is written only once the first is committed, so that at
+// most the last processed message can lack its commit.
 func (s *Stage) runReader(ctx context.Context) error {
 	r, err := s.log.Read(ctx, stream.IngestStream, s.resumeAfter()+1)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	var (
+		inflight *group
+		written  chan error
+		slot     int
+	)
+	wait := func() error {
+		if written == nil {
+			return nil
+		}
+		err := <-written
+		inflight, written = nil, nil
+		return err
+	}
+	defer func() { _ = wait() }()
 	for {
 		msgs, err := r.Next(ctx, s.opts.MaxGroupBytes, s.opts.Linger)
 		if err != nil {
@@ -254,23 +274,26 @@ func (s *Stage) runReader(ctx context.Context) error {
 		}
 		s.m.lag.Set(float64(msgs[len(msgs)-1].Pending))
 		for len(msgs) > 0 {
-			n, err := s.processGroup(ctx, msgs)
-			if err != nil {
+			g, n := s.prepareFitting(ctx, msgs, slot, inflight)
+			if err := wait(); err != nil {
 				return err
 			}
+			inflight, written = g, make(chan error, 1)
+			go func(g *group, done chan<- error) { done <- s.write(ctx, g) }(g, written)
+			slot ^= 1
 			msgs = msgs[n:]
 		}
 	}
 }
 
-// processGroup processes a prefix of msgs as one group and returns its
-// length: all of msgs, unless their output would not fit one message.
-func (s *Stage) processGroup(ctx context.Context, msgs []stream.Msg) (int, error) {
-	start := time.Now()
+// prepareFitting prepares a prefix of msgs as one group and returns it
+// with its length: all of msgs, unless their output would not fit one
+// message.
+func (s *Stage) prepareFitting(ctx context.Context, msgs []stream.Msg, slot int, prev *group) (*group, int) {
 	n := len(msgs)
 	var g *group
 	for {
-		g = s.prepare(ctx, msgs[:n])
+		g = s.prepare(ctx, msgs[:n], slot, prev)
 		if g.outBytes <= maxOutputBytes || n == 1 {
 			break
 		}
@@ -279,20 +302,46 @@ func (s *Stage) processGroup(ctx context.Context, msgs []stream.Msg) (int, error
 	if g.outBytes > maxOutputBytes {
 		g.spill(maxOutputBytes)
 	}
-	if err := s.publish(ctx, g); err != nil {
-		return 0, err
+	g.started = time.Now()
+	return g, n
+}
+
+// write publishes the group, then commits it, retrying each until it
+// succeeds or ctx ends: once published, a group must be committed before
+// anything else is read, or its records would be processed again.
+func (s *Stage) write(ctx context.Context, g *group) error {
+	b := newBackoff()
+	for {
+		err := s.publish(ctx, g)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.opts.Logger.Warn("writing a processed group; retrying", "err", err, "ingest_seq", g.last)
+		b.wait(ctx)
 	}
-	if err := s.commit(g); err != nil {
-		return 0, err
+	b = newBackoff()
+	for {
+		err := s.commit(g)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.opts.Logger.Warn("committing a processed group; retrying", "err", err, "ingest_seq", g.last)
+		b.wait(ctx)
 	}
 	g.count(s.m)
 	s.m.groups.Inc()
-	s.m.groupSeconds.Observe(time.Since(start).Seconds())
+	s.m.groupSeconds.Observe(time.Since(g.started).Seconds())
 	if g.last > s.done.Load() {
 		s.done.Store(g.last)
 		s.m.position.Set(float64(g.last))
 	}
-	return n, nil
+	return nil
 }
 
 // publish writes the group's dead letters, then its output, to the log.
@@ -325,15 +374,17 @@ func (s *Stage) publishMsg(ctx context.Context, msg *natsMsg) error {
 func (s *Stage) commit(g *group) error {
 	now := time.Now()
 	var eg errgroup.Group
-	for _, p := range s.parts {
-		if p.ckpt >= g.last || (len(p.entries) == 0 && now.Sub(p.committedAt) < time.Second) {
+	for i, p := range s.parts {
+		entries := g.scr[i].entries
+		if p.ckpt.Load() >= g.last || (len(entries) == 0 && now.Sub(p.committedAt) < time.Second) {
 			continue
 		}
 		eg.Go(func() error {
-			if err := p.index.Commit(p.entries, g.last); err != nil {
-				return fmt.Errorf("committing %d ids to partition %d at ingest seq %d: %w", len(p.entries), p.id, g.last, err)
+			if err := p.index.Commit(entries, g.last); err != nil {
+				return fmt.Errorf("committing %d ids to partition %d at ingest seq %d: %w", len(entries), p.id, g.last, err)
 			}
-			p.ckpt, p.committedAt = g.last, now
+			p.ckpt.Store(g.last)
+			p.committedAt = now
 			return nil
 		})
 	}

@@ -219,7 +219,7 @@ func TestCrashBetweenPublishAndCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := s.prepare(t.Context(), msgs)
+	g := s.prepare(t.Context(), msgs, 0, nil)
 	if err := s.publish(t.Context(), g); err != nil {
 		t.Fatal(err)
 	}
@@ -365,5 +365,45 @@ func TestParsePartitions(t *testing.T) {
 	}
 	if got := formatPartitions(0, 15); got != "0-15" {
 		t.Errorf("formatPartitions(0, 15) = %q", got)
+	}
+}
+
+// TestDuplicatesAcrossOverlappingGroups has each ingest message repeat ids
+// of the one before it, with one message per group, so that a group is
+// prepared while the one holding the first copies is still being written
+// and its ids are not in the index yet.
+func TestDuplicatesAcrossOverlappingGroups(t *testing.T) {
+	l := streamtest.New(t)
+	const msgs = 40
+	for m := range msgs {
+		var recs [][]byte
+		for i := range 5 {
+			recs = append(recs, ev(fmt.Sprintf("m%d-%d", m, i), fmt.Sprintf("u%d", i)))
+			if m > 0 {
+				recs = append(recs, ev(fmt.Sprintf("m%d-%d", m-1, i), fmt.Sprintf("u%d", i)))
+			}
+		}
+		appendEvents(t, l, recs...)
+	}
+	opts := testOptions(t)
+	opts.MaxGroupBytes = 1 // every ingest message is a group
+	r := start(t, l, opts)
+	r.waitFor(t, l)
+	got := processedIDs(t, l)
+	seen := map[string]int{}
+	for _, id := range got {
+		seen[id]++
+		if seen[id] > 1 {
+			t.Fatalf("%s processed twice", id)
+		}
+	}
+	if len(got) != msgs*5 {
+		t.Fatalf("processed %d events, want %d", len(got), msgs*5)
+	}
+	if n := r.count("web", OutcomeDuplicate); n != (msgs-1)*5 {
+		t.Errorf("duplicates: %d, want %d", n, (msgs-1)*5)
+	}
+	if n := int(testutil.ToFloat64(r.stage.m.groups)); n != msgs {
+		t.Errorf("%d groups, want %d (one per message)", n, msgs)
 	}
 }
