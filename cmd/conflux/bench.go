@@ -12,14 +12,15 @@ import (
 	"github.com/confluxcdp/conflux/internal/stream"
 )
 
-// bench runs `conflux bench ingest`: Tracking API load against a server
-// at -url, an in-process Conflux, or (-noop) an in-process no-op handler.
+// bench runs `conflux bench ingest` (Tracking API load against a server
+// at -url, an in-process Conflux, or, with -noop, an in-process no-op
+// handler) and `conflux bench dedup` (the dedup index at scale).
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "dedup" {
 		return benchDedup(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "ingest" {
-		fmt.Fprintln(stderr, "usage: conflux bench ingest [flags]")
+		fmt.Fprintln(stderr, "usage: conflux bench ingest|dedup [flags]")
 		return errUsage
 	}
 	fs := flagSet("bench ingest", stderr)

@@ -31,6 +31,7 @@ Usage:
   conflux check  [flags]   validate a config file and exit
   conflux tail   [flags]   follow a source's events live
   conflux bench ingest [flags]   load-test the Tracking API
+  conflux bench dedup  [flags]   measure the dedup index (50M ids by default)
   conflux version
 
 Run 'conflux <command> -h' for a command's flags.

@@ -182,8 +182,8 @@ func decodeObject(b []byte, i, depth int, member func(key string, ks, ve int)) (
 		return nil, i, errAt(i, "nesting deeper than %d", maxDepth)
 	}
 	size := 8
-	if depth == 0 {
-		size = 16 // an event's top level: type, messageId, context, timestamps, ids, …
+	if depth <= 1 {
+		size = 16 // an event's top level (ids, timestamps, …), its properties and context
 	}
 	m := make(map[string]any, size)
 	i = skipSpace(b, i+1)

@@ -45,6 +45,9 @@ type Options struct {
 	PostgresURL string
 	// Fsync is the embedded log's sync mode. Default: stream.SyncAlways.
 	Fsync stream.SyncMode
+	// DedupIDsPerDay sizes the processing stage's dedup filters: the
+	// message ids expected per day. Default: 4 Mi (see process.Options).
+	DedupIDsPerDay int64
 	// MinFreeDisk is the free space below which ingest answers 503.
 	// Default: 256 MiB. Negative disables the check.
 	MinFreeDisk int64
@@ -163,11 +166,12 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	plog := opts.Logger.With("component", "process")
 	s.violations = process.NewViolations(s.db, plog)
 	if s.process, err = process.New(ctx, s.log, process.Options{
-		Dir:         filepath.Join(opts.DataDir, "process"),
-		DedupWindow: s.manager.Current().DedupWindow,
-		Pipeline:    process.NewRules(s.manager.Current, s.violations, plog),
-		Registerer:  reg,
-		Logger:      plog,
+		Dir:               filepath.Join(opts.DataDir, "process"),
+		DedupWindow:       s.manager.Current().DedupWindow,
+		ExpectedIDsPerDay: opts.DedupIDsPerDay,
+		Pipeline:          process.NewRules(s.manager.Current, s.violations, plog),
+		Registerer:        reg,
+		Logger:            plog,
 	}); err != nil {
 		return nil, err
 	}
