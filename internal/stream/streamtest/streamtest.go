@@ -43,27 +43,14 @@ func Records(t testing.TB, l *stream.Log) []event.Record {
 // with JSON copied out of the messages.
 func StreamRecords(t testing.TB, l *stream.Log, name string) []event.Record {
 	t.Helper()
-	ctx := context.Background()
-	s, err := l.JetStream().Stream(ctx, name)
-	if err != nil {
-		t.Fatalf("opening stream %s: %v", name, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatalf("reading stream %s: %v", name, err)
-	}
 	var out []event.Record
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatalf("reading message %d: %v", seq, err)
-		}
+	for _, m := range StreamRecordsRaw(t, l, name) {
 		if got := m.Header.Get(stream.HeaderFormat); got != stream.FormatRecords {
-			t.Fatalf("message %d has format %q, want %q", seq, got, stream.FormatRecords)
+			t.Fatalf("message %d of %s has format %q, want %q", m.Seq, name, got, stream.FormatRecords)
 		}
 		for r, err := range event.Records(m.Data) {
 			if err != nil {
-				t.Fatalf("message %d: %v", seq, err)
+				t.Fatalf("message %d of %s: %v", m.Seq, name, err)
 			}
 			out = append(out, event.Record{SourceID: r.SourceID, JSON: append([]byte(nil), r.JSON...)})
 		}
