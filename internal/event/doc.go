@@ -49,6 +49,8 @@ func Decode(rec []byte) (Doc, error) {
 type Members struct {
 	rec  []byte
 	list []docMember
+	// dups is set when a key appears twice at the top level.
+	dups bool
 }
 
 // docMember is one top-level member: its key and the span from its key's
@@ -76,6 +78,7 @@ func DecodeMembers(rec []byte) (Doc, Members, error) {
 	if skipSpace(rec, end) != len(rec) {
 		return nil, m, fmt.Errorf("decoding event: %w", errAt(end, "data after the JSON object"))
 	}
+	m.dups = len(doc) < len(m.list)
 	return doc, m, nil
 }
 
@@ -110,7 +113,7 @@ func EncodeSplice(dst []byte, doc Doc, m Members, changed func(key string) bool)
 			return dst, err
 		}
 	}
-	if kept < len(doc) {
+	if kept < len(doc) || m.dups {
 		var added []string
 		for k := range doc {
 			if !slices.ContainsFunc(m.list, func(mb docMember) bool { return mb.key == k }) {

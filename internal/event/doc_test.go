@@ -215,3 +215,19 @@ func TestEncodeSpliceKeepsUnchangedMembers(t *testing.T) {
 		})
 	}
 }
+
+func TestEncodeSpliceWithRepeatedKeyKeepsAddedField(t *testing.T) {
+	doc, m, err := DecodeMembers([]byte(`{"type":"identify","x":1,"x":2,"messageId":"m"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc["traits"] = map[string]any{"a": true}
+	out, err := EncodeSplice(nil, doc, m, func(string) bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(out)
+	if err != nil || !reflect.DeepEqual(back, doc) {
+		t.Fatalf("EncodeSplice = %s: reads back %v, %v; want %v", out, back, err, doc)
+	}
+}

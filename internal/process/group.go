@@ -47,7 +47,13 @@ type scratch struct {
 	entries []dedup.Entry
 	out     []byte
 	records int
-	tally   map[tallyKey]int
+	// forwarded marks, per record of out, those a pipeline wrote under
+	// another source (counted as forwarded, not processed).
+	forwarded []bool
+	tally     map[tallyKey]int
+	// deferred are the pipeline's side effects, run once the group is
+	// committed (see Emitter.Defer).
+	deferred []func()
 }
 
 func (sc *scratch) reset() {
@@ -56,7 +62,10 @@ func (sc *scratch) reset() {
 	sc.entries = sc.entries[:0]
 	sc.out = sc.out[:0]
 	sc.records = 0
+	sc.forwarded = sc.forwarded[:0]
 	clear(sc.tally)
+	clear(sc.deferred)
+	sc.deferred = sc.deferred[:0]
 }
 
 // item is one record routed to a partition.
@@ -118,16 +127,27 @@ func (s *Stage) prepare(ctx context.Context, msgs []stream.Msg, slot int, prev *
 		g.scr[i] = p.slots[slot]
 		g.scr[i].reset()
 	}
+	// A message at or below some partition's checkpoint was read before:
+	// its dead letters were written then (a group publishes them before
+	// any partition commits it), so they are not written or counted again.
+	var reread uint64
+	for _, p := range s.parts {
+		reread = max(reread, p.ckpt.Load())
+	}
 	for _, m := range msgs {
-		idx := 0
-		for rec, err := range event.Records(m.Data) {
-			if err != nil {
-				g.deadLetter(m.Seq, idx, "", "malformed_message", err.Error(), m.Data)
-				break
+		if err := checkFraming(m.Data); err != nil {
+			if m.Seq > reread {
+				g.deadLetter(m.Seq, 0, "", "malformed_message", err.Error(), m.Data, recordCount(m))
 			}
+			continue
+		}
+		idx := 0
+		for rec := range event.Records(m.Data) {
 			keys, err := event.PeekKeys(rec.JSON)
 			if err != nil {
-				g.deadLetter(m.Seq, idx, rec.SourceID, "invalid_record", err.Error(), rec.JSON)
+				if m.Seq > reread {
+					g.deadLetter(m.Seq, idx, rec.SourceID, "invalid_record", err.Error(), rec.JSON, 1)
+				}
 				idx++
 				continue
 			}
@@ -164,11 +184,15 @@ func (s *Stage) runPartition(ctx context.Context, p *partition, sc *scratch, pen
 	emit := func(src string, rec []byte) {
 		sc.out = event.AppendRecord(sc.out, src, rec)
 		sc.records++
+		sc.forwarded = append(sc.forwarded, false)
 	}
 	emitOther := func(src string, rec []byte) {
-		emit(src, rec)
+		sc.out = event.AppendRecord(sc.out, src, rec)
+		sc.records++
+		sc.forwarded = append(sc.forwarded, true)
 		sc.tally[tallyKey{src, OutcomeForwarded}]++
 	}
+	deferred := func(f func()) { sc.deferred = append(sc.deferred, f) }
 	for _, it := range sc.work {
 		if _, dup := sc.seen[string(it.keys.MessageID)]; dup {
 			sc.tally[tallyKey{it.src, OutcomeDuplicate}]++
@@ -195,15 +219,37 @@ func (s *Stage) runPartition(ctx context.Context, p *partition, sc *scratch, pen
 			at = s.opts.Now()
 		}
 		sc.entries = append(sc.entries, dedup.Entry{ID: it.keys.MessageID, At: at})
-		outcome := s.opts.Pipeline.Process(ctx, it.src, it.json, Emitter{self: emit, other: emitOther, source: it.src})
+		outcome := s.opts.Pipeline.Process(ctx, it.src, it.json, Emitter{self: emit, other: emitOther, deferFn: deferred, source: it.src})
 		sc.tally[tallyKey{it.src, outcome}]++
 	}
 }
 
-// deadLetter adds a record the stage cannot process to the group's dead
-// letters. The message id makes a replay of the same group after a crash
-// write it once.
-func (g *group) deadLetter(seq uint64, idx int, src, reason, detail string, data []byte) {
+// checkFraming reports whether msg is a well-formed sequence of records,
+// so that a message broken in the middle is dead-lettered whole rather
+// than half processed.
+func checkFraming(msg []byte) error {
+	for _, err := range event.Records(msg) {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordCount is the number of records a message's header announces, at
+// least 1: what a malformed message counts as.
+func recordCount(m stream.Msg) int {
+	n, err := strconv.Atoi(m.Header.Get(stream.HeaderCount))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+// deadLetter adds what the stage cannot process — n records — to the
+// group's dead letters. The message id makes a retried publish write it
+// once.
+func (g *group) deadLetter(seq uint64, idx int, src, reason, detail string, data []byte, n int) {
 	h := nats.Header{}
 	h.Set(HeaderReason, reason+": "+detail)
 	h.Set(HeaderIngestSeq, strconv.FormatUint(seq, 10))
@@ -212,7 +258,7 @@ func (g *group) deadLetter(seq uint64, idx int, src, reason, detail string, data
 		Msg:  &nats.Msg{Subject: stream.DLQProcessSubject, Header: h, Data: data},
 		opts: []jetstream.PublishOpt{jetstream.WithMsgID(fmt.Sprintf("process-%d-%d", seq, idx))},
 	})
-	g.deadTally[tallyKey{src, OutcomeInvalid}]++
+	g.deadTally[tallyKey{src, OutcomeInvalid}] += n
 }
 
 // spill moves the records past limit bytes of output to the dead-letter
@@ -222,14 +268,18 @@ func (g *group) spill(limit int) {
 	total := 0
 	for i, sc := range g.scr {
 		keep := sc.out[:0:0]
-		keepN := 0
+		keepN, n := 0, 0
+		var keepFwd []bool
 		for rec, err := range event.Records(sc.out) {
 			if err != nil {
 				break
 			}
+			fwd := sc.forwarded[n]
+			n++
 			size := 4 + 1 + len(rec.SourceID) + len(rec.JSON)
 			if total+size <= limit {
 				keep = event.AppendRecord(keep, rec.SourceID, rec.JSON)
+				keepFwd = append(keepFwd, fwd)
 				keepN++
 				total += size
 				continue
@@ -242,10 +292,16 @@ func (g *group) spill(limit int) {
 				Msg:  &nats.Msg{Subject: stream.DLQProcessSubject, Header: h, Data: append([]byte(nil), rec.JSON...)},
 				opts: []jetstream.PublishOpt{jetstream.WithMsgID(fmt.Sprintf("process-spill-%d-%d-%d", g.last, i, keepN+len(g.dead)))},
 			})
-			sc.tally[tallyKey{rec.SourceID, OutcomeProcessed}]--
-			sc.tally[tallyKey{rec.SourceID, OutcomeTooLarge}]++
+			if fwd {
+				// A forwarded event was never counted as received by its
+				// source; it is dead-lettered, and no longer forwarded.
+				sc.tally[tallyKey{rec.SourceID, OutcomeForwarded}]--
+			} else {
+				sc.tally[tallyKey{rec.SourceID, OutcomeProcessed}]--
+				sc.tally[tallyKey{rec.SourceID, OutcomeTooLarge}]++
+			}
 		}
-		sc.out, sc.records = keep, keepN
+		sc.out, sc.records, sc.forwarded = keep, keepN, keepFwd
 	}
 	g.outBytes, g.records = 0, 0
 	for _, sc := range g.scr {
@@ -281,6 +337,9 @@ func (g *group) count(m *metrics) {
 	for _, sc := range g.scr {
 		for k, n := range sc.tally {
 			m.add(k, n)
+		}
+		for _, f := range sc.deferred {
+			f()
 		}
 	}
 }

@@ -9,6 +9,7 @@ type metrics struct {
 	lag          prometheus.Gauge
 	position     prometheus.Gauge
 	dedupErrors  prometheus.Counter
+	expired      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -21,27 +22,30 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "conflux_process_groups_total", Help: "Groups of ingest messages processed and committed.",
 		}),
 		groupSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "conflux_process_group_duration_seconds", Help: "Time to process, publish and commit one group.",
+			Name: "conflux_process_group_duration_seconds", Help: "Time from a group's preparation to its commit (publish, sync, commit).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "conflux_process_lag_messages", Help: "Ingest messages not yet read by the processing stage.",
 		}),
 		position: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "conflux_process_position", Help: "Ingest sequence up to which every partition has committed.",
+			Name: "conflux_process_position", Help: "Last ingest sequence of the last group written and committed.",
 		}),
 		dedupErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "conflux_process_dedup_errors_total", Help: "Dedup lookups that failed (the event was let through).",
 		}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "conflux_process_expired_messages_total", Help: "Ingest messages the log's retention removed before the stage read them.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.groups, m.groupSeconds, m.lag, m.position, m.dedupErrors)
+		reg.MustRegister(m.events, m.groups, m.groupSeconds, m.lag, m.position, m.dedupErrors, m.expired)
 	}
 	return m
 }
 
 func (m *metrics) add(k tallyKey, n int) {
-	if n != 0 {
+	if n > 0 {
 		m.events.WithLabelValues(k.source, string(k.outcome)).Add(float64(n))
 	}
 }

@@ -39,9 +39,22 @@ type Pipeline interface {
 
 // Emitter writes records into the group being processed.
 type Emitter struct {
-	source string
-	self   func(src string, rec []byte)
-	other  func(src string, rec []byte)
+	source  string
+	self    func(src string, rec []byte)
+	other   func(src string, rec []byte)
+	deferFn func(func())
+}
+
+// Defer runs f once the group holding the event is committed, and never
+// if it is not (a group may be prepared again, or dropped at shutdown):
+// side effects such as counting belong there, so that they happen once
+// per event. f runs on another goroutine than Process.
+func (e Emitter) Defer(f func()) {
+	if e.deferFn == nil {
+		f()
+		return
+	}
+	e.deferFn(f)
 }
 
 // Emit writes the event being processed, under its own source.

@@ -16,7 +16,7 @@ import (
 // message's ids for it with the message's sequence. Without this, the
 // group would be processed again and its events written twice.
 func (s *Stage) recover(ctx context.Context) error {
-	last, ok, err := s.log.Last(ctx, stream.ProcessedStream)
+	last, ok, err := s.log.Last(ctx, stream.ProcessedStream, stream.ProcessedSubject)
 	if err != nil || !ok {
 		return err
 	}

@@ -101,9 +101,12 @@ func (r *Rules) report(ws *config.Workspace, src string, rules *config.SourceRul
 	typ, name := eventName(doc)
 	now := r.now()
 	if r.violations != nil {
-		for _, v := range res.Violations {
-			r.violations.Record(src, typ, name, v, now)
-		}
+		viols := slices.Clone(res.Violations)
+		out.Defer(func() {
+			for _, v := range viols {
+				r.violations.Record(src, typ, name, v, now)
+			}
+		})
 	}
 	if rules.ForwardViolationsTo == "" {
 		return

@@ -267,16 +267,27 @@ func (s *Stage) runReader(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = wait() }()
+	expect := s.resumeAfter() + 1
 	for {
 		msgs, err := r.Next(ctx, s.opts.MaxGroupBytes, s.opts.Linger)
 		if err != nil {
 			return err
 		}
+		if gap := msgs[0].Seq - expect; msgs[0].Seq > expect && expect > 1 {
+			// The log's retention removed messages before they were
+			// processed: they are gone, and must at least be said.
+			s.opts.Logger.Error("ingest messages expired before they were processed", "from", expect, "to", msgs[0].Seq-1)
+			s.m.expired.Add(float64(gap))
+		}
+		expect = msgs[len(msgs)-1].Seq + 1
 		s.m.lag.Set(float64(msgs[len(msgs)-1].Pending))
 		for len(msgs) > 0 {
 			g, n := s.prepareFitting(ctx, msgs, slot, inflight)
 			if err := wait(); err != nil {
 				return err
+			}
+			if ctx.Err() != nil {
+				return ctx.Err() // g was prepared while stopping: not written
 			}
 			inflight, written = g, make(chan error, 1)
 			go func(g *group, done chan<- error) { done <- s.write(ctx, g) }(g, written)
@@ -311,7 +322,10 @@ func (s *Stage) prepareFitting(ctx context.Context, msgs []stream.Msg, slot int,
 // anything else is read, or its records would be processed again.
 func (s *Stage) write(ctx context.Context, g *group) error {
 	b := newBackoff()
-	for {
+	for try := 0; ; try++ {
+		if try > 0 && s.published(ctx, g) {
+			break // the failed attempt reached the log; only its answer was lost
+		}
 		err := s.publish(ctx, g)
 		if err == nil {
 			break
@@ -342,6 +356,17 @@ func (s *Stage) write(ctx context.Context, g *group) error {
 		s.m.position.Set(float64(g.last))
 	}
 	return nil
+}
+
+// published reports whether g's processed message is the last one in the
+// log already, so that a retry after a lost acknowledgement does not
+// write it twice (JetStream's own duplicate window is 2 minutes).
+func (s *Stage) published(ctx context.Context, g *group) bool {
+	if g.records == 0 {
+		return false
+	}
+	last, ok, err := s.log.Last(ctx, stream.ProcessedStream, stream.ProcessedSubject)
+	return err == nil && ok && last.Header.Get(HeaderIngestSeq) == strconv.FormatUint(g.last, 10)
 }
 
 // publish writes the group's dead letters, then its output, to the log.

@@ -1,17 +1,20 @@
 package process
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/event"
 	"github.com/confluxcdp/conflux/internal/stream"
 	"github.com/confluxcdp/conflux/internal/stream/streamtest"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
@@ -405,5 +408,100 @@ func TestDuplicatesAcrossOverlappingGroups(t *testing.T) {
 	}
 	if n := int(testutil.ToFloat64(r.stage.m.groups)); n != msgs {
 		t.Errorf("%d groups, want %d (one per message)", n, msgs)
+	}
+}
+
+// bigForward writes each event, and forwards a 3 MiB record with it, so
+// that three events' output does not fit one log message.
+type bigForward struct{ deferred atomic.Int64 }
+
+func (p *bigForward) Process(_ context.Context, _ string, rec []byte, out Emitter) Outcome {
+	out.Emit(rec)
+	out.Forward("quarantine", fmt.Appendf(nil, `{"pad":%q}`, strings.Repeat("x", 3<<20)))
+	out.Defer(func() { p.deferred.Add(1) })
+	return OutcomeProcessed
+}
+
+func TestOversizedOutputIsSpilledAndCounted(t *testing.T) {
+	l := streamtest.New(t)
+	opts := testOptions(t)
+	p := &bigForward{}
+	opts.Pipeline = p
+	r := start(t, l, opts)
+	appendEvents(t, l, ev("a", "u1"), ev("b", "u1"), ev("c", "u1")) // one message, one partition
+	r.waitFor(t, l)
+
+	if n := r.count("web", OutcomeProcessed); n != 3 {
+		t.Errorf("web processed: %d, want 3", n)
+	}
+	if n := r.count("quarantine", OutcomeForwarded); n != 2 {
+		t.Errorf("forwarded to quarantine: %d, want the 2 that fit", n)
+	}
+	dead := streamtest.StreamRecordsRaw(t, l, stream.DLQStream)
+	if len(dead) != 1 || !strings.HasPrefix(dead[0].Header.Get(HeaderReason), "output_too_large") {
+		t.Fatalf("dead letters: %d, want the one forwarded record that did not fit", len(dead))
+	}
+	if n := p.deferred.Load(); n != 3 {
+		t.Errorf("deferred effects ran %d times, want once per event", n)
+	}
+}
+
+// halving emits 1 MiB per event, so that a group of twelve messages does
+// not fit one log message and is prepared again in halves.
+type halving struct{ calls, deferred atomic.Int64 }
+
+func (p *halving) Process(_ context.Context, _ string, rec []byte, out Emitter) Outcome {
+	p.calls.Add(1)
+	out.Emit(append(bytes.Repeat([]byte(" "), 1<<20), rec...))
+	out.Defer(func() { p.deferred.Add(1) })
+	return OutcomeProcessed
+}
+
+func TestHalvedGroupsCountEachEventOnce(t *testing.T) {
+	l := streamtest.New(t)
+	for i := range 12 {
+		appendEvents(t, l, ev(fmt.Sprintf("m%d", i), fmt.Sprintf("u%d", i)))
+	}
+	p := &halving{}
+	opts := testOptions(t)
+	opts.Pipeline = p
+	r := start(t, l, opts)
+	r.waitFor(t, l)
+	if got := len(processedIDs(t, l)); got != 12 {
+		t.Fatalf("processed %d events, want 12", got)
+	}
+	if p.calls.Load() <= 12 {
+		t.Logf("Process ran %d times: the group was not halved, the test proves less", p.calls.Load())
+	}
+	if n := p.deferred.Load(); n != 12 {
+		t.Errorf("deferred effects ran %d times (Process %d times), want 12", n, p.calls.Load())
+	}
+	if n := r.count("web", OutcomeProcessed); n != 12 {
+		t.Errorf("processed counted %d, want 12", n)
+	}
+}
+
+func TestMessageBrokenMidwayIsDeadLetteredWhole(t *testing.T) {
+	l := streamtest.New(t)
+	r := start(t, l, testOptions(t))
+	data := event.AppendRecord(nil, "web", ev("first", "u1"))
+	data = append(data, 0, 0, 0, 99, 3, 'w') // a record header promising more than there is
+	h := nats.Header{}
+	h.Set(stream.HeaderFormat, stream.FormatRecords)
+	h.Set(stream.HeaderCount, "2")
+	if _, err := l.JetStream().PublishMsg(t.Context(), &nats.Msg{Subject: stream.IngestSubject, Header: h, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	appendEvents(t, l, ev("after", "u2"))
+	r.waitFor(t, l)
+	if got := processedIDs(t, l); len(got) != 1 || got[0] != "after" {
+		t.Fatalf("processed %v, want only the event after the broken message", got)
+	}
+	dead := streamtest.StreamRecordsRaw(t, l, stream.DLQStream)
+	if len(dead) != 1 || !bytes.Equal(dead[0].Data, data) || !strings.HasPrefix(dead[0].Header.Get(HeaderReason), "malformed_message") {
+		t.Fatalf("dead letters %v, want the whole broken message", dead)
+	}
+	if n := r.count("", OutcomeInvalid); n != 2 {
+		t.Errorf("invalid counted %d, want the 2 records the message announced", n)
 	}
 }

@@ -40,8 +40,11 @@ type violationDelta struct {
 }
 
 // maxPendingViolations bounds the distinct keys held between flushes;
-// beyond it, new keys of the interval are folded into the field "(other)".
+// beyond it, new keys of the interval are folded into one "(other)" line
+// per source.
 const maxPendingViolations = 10000
+
+const other = "(other)"
 
 // NewViolations returns a recorder writing to db.
 func NewViolations(db *store.DB, logger *slog.Logger) *Violations {
@@ -61,12 +64,12 @@ func (v *Violations) Record(src, eventType, eventName string, viol plan.Violatio
 	d, ok := v.pending[k]
 	if !ok {
 		if len(v.pending) >= maxPendingViolations {
-			k.field = "(other)"
-			if d, ok = v.pending[k]; !ok {
-				d = &violationDelta{first: at}
-				v.pending[k] = d
-			}
-		} else {
+			// One line per source for the rest of the interval, so that a
+			// client inventing event names cannot grow the map or the table.
+			k = violationKey{k.source, other, other, other, other}
+			d, ok = v.pending[k]
+		}
+		if !ok {
 			d = &violationDelta{first: at}
 			v.pending[k] = d
 		}

@@ -53,8 +53,8 @@ func (l *Log) Read(ctx context.Context, stream string, from uint64) (*Reader, er
 
 // Next returns the messages available now, in order: it waits until ctx
 // ends for the first, then takes those that follow within linger of each
-// other, while their data stays under maxBytes (the first is always
-// taken). It returns ctx's error when ctx ends before any message came.
+// other until their data reaches maxBytes (so the last one may take it
+// past maxBytes; the first is always taken). It returns ctx's error when ctx ends before any message came.
 func (r *Reader) Next(ctx context.Context, maxBytes int, linger time.Duration) ([]Msg, error) {
 	m, err := r.it.Next(jetstream.NextContext(ctx))
 	if err != nil {
@@ -98,22 +98,19 @@ func toMsg(m jetstream.Msg) (Msg, error) {
 // Close stops the reader. It is safe to call twice.
 func (r *Reader) Close() { r.it.Stop() }
 
-// Last returns the last message of stream, and false when it is empty.
-func (l *Log) Last(ctx context.Context, stream string) (Msg, bool, error) {
+// Last returns the last message published to subject in stream, and
+// false when there is none.
+func (l *Log) Last(ctx context.Context, stream, subject string) (Msg, bool, error) {
 	s, err := l.js.Stream(ctx, stream)
 	if err != nil {
 		return Msg{}, false, fmt.Errorf("opening stream %s: %w", stream, err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return Msg{}, false, fmt.Errorf("reading stream %s: %w", stream, err)
-	}
-	if info.State.Msgs == 0 {
+	m, err := s.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return Msg{}, false, nil
 	}
-	m, err := s.GetMsg(ctx, info.State.LastSeq)
 	if err != nil {
-		return Msg{}, false, fmt.Errorf("reading message %d of stream %s: %w", info.State.LastSeq, stream, err)
+		return Msg{}, false, fmt.Errorf("reading the last message of %s in stream %s: %w", subject, stream, err)
 	}
 	return Msg{Seq: m.Sequence, Header: m.Header, Data: m.Data}, true, nil
 }
