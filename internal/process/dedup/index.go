@@ -225,7 +225,7 @@ func Open(opts Options) (*Index, error) {
 	start := time.Now()
 	ix := &Index{
 		opts:     o,
-		log:      o.Logger.With("component", "dedup", "dir", o.Dir),
+		log:      o.Logger.With("dedup_dir", o.Dir),
 		span:     uint64(o.BucketSpan),
 		capacity: o.ExpectedKeysPerBucket,
 		filters:  filepath.Join(o.Dir, "filters"),

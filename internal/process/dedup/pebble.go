@@ -34,7 +34,7 @@ func pebbleOptions(cache *pebble.Cache, log *slog.Logger) *pebble.Options {
 		MemTableSize:                memTableSize,
 		MemTableStopWritesThreshold: memTableStopWrites,
 		FlushDelayDeleteRange:       flushDelayDeleteRange,
-		Logger:                      pebbleLogger{log.With("component", "dedup.pebble")},
+		Logger:                      pebbleLogger{log.With("engine", "pebble")},
 	}
 	for i := range o.Levels {
 		o.Levels[i].FilterPolicy = bloom.FilterPolicy(tableBloomBitsPerKey)
