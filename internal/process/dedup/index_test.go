@@ -740,7 +740,7 @@ func TestLogs(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(dir, "filters", "*.filter"))
 	writeFile(t, files[0], []byte("junk"))
 	closeIndex(t, open(t, dir, c, func(o *dedup.Options) { o.Logger = logger }))
-	for _, want := range []string{"msg=\"dedup index opened\"", "msg=\"dedup filter file unusable, rebuilding\"", "msg=\"dedup index closed\"", "component=dedup"} {
+	for _, want := range []string{"msg=\"dedup index opened\"", "msg=\"dedup filter file unusable, rebuilding\"", "msg=\"dedup index closed\"", "dedup_dir="} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log lacks %s:\n%s", want, buf.String())
 		}
