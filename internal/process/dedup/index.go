@@ -249,7 +249,7 @@ func Open(opts Options) (*Index, error) {
 		return nil, errors.Join(err, db.Close())
 	}
 	st := ix.Stats()
-	ix.log.Info("dedup index opened",
+	ix.log.Debug("dedup index opened",
 		"buckets", st.Buckets, "keys", st.Keys, "rebuilt", st.Rebuilt,
 		"checkpoint", st.Checkpoint, "filter_bytes", st.FilterBytes,
 		"filter_bytes_max", ix.maxFilterBytes(), "duration", time.Since(start))
@@ -754,7 +754,7 @@ func (ix *Index) Close() error {
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("closing dedup index %s: %w", ix.opts.Dir, err)
 	}
-	ix.log.Info("dedup index closed", "checkpoint", ix.checkpoint.Load())
+	ix.log.Debug("dedup index closed", "checkpoint", ix.checkpoint.Load())
 	return nil
 }
 

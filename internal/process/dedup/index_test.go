@@ -733,7 +733,7 @@ func TestLogs(t *testing.T) {
 	dir := t.TempDir()
 	c := newClock(day0)
 	var buf bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ix := open(t, dir, c, func(o *dedup.Options) { o.Logger = logger })
 	commit(t, ix, 1, c.Now(), "a")
 	closeIndex(t, ix)
