@@ -323,6 +323,9 @@ func (ck *checker) validate(r *rule, container string, fill bool) []found {
 			defer delete(ck.doc, container)
 		}
 	}
+	if r.quick != nil && r.quick.valid(map[string]any(ck.doc)) {
+		return nil
+	}
 	err := r.schema.Validate(map[string]any(ck.doc))
 	if err == nil {
 		return nil

@@ -87,6 +87,7 @@ type Compiled struct {
 // rule is one compiled schema and the keys it plans.
 type rule struct {
 	schema  *jsonschema.Schema  // nil: no constraints
+	quick   *quick              // nil: the schema has no quick form
 	planned map[string]struct{} // planned top-level keys of properties or traits
 }
 
@@ -154,7 +155,7 @@ func compileRule(raw json.RawMessage, container string) (*rule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid JSON schema: %w", err)
 	}
-	return &rule{schema: sch, planned: plannedKeys(doc, container)}, nil
+	return &rule{schema: sch, quick: compileQuick(doc), planned: plannedKeys(doc, container)}, nil
 }
 
 // plannedKeys returns the keys of doc.properties.<container>.properties.
