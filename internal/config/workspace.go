@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/process/plan"
@@ -71,6 +72,10 @@ type SourceRules struct {
 	// Transformations are the source-scoped transformations that are
 	// enabled, in the order they apply; empty when there are none.
 	Transformations transform.Chain
+	// Reads are the top-level fields of an event the plan and the
+	// transformations read or change, so that the stage may leave the
+	// others undecoded; nil: any field (decode everything).
+	Reads []string
 }
 
 // DestinationRules are what the delivery stage applies to the events of
@@ -135,6 +140,28 @@ func mustCompileFilters(fs []transform.Filter) *transform.Filters {
 		panic(err)
 	}
 	return c
+}
+
+// sourceReads is the union of what a source's plan and transformations
+// read; nil (everything) when the plan may read anything, or when
+// violations are forwarded (a Violation Generated event copies fields of
+// the whole event).
+func sourceReads(r *SourceRules) []string {
+	var out []string
+	if r.Plan != nil {
+		if r.ForwardViolationsTo != "" {
+			return nil
+		}
+		if out = r.Plan.Reads(); out == nil {
+			return nil
+		}
+	}
+	for _, f := range r.Transformations.Reads() {
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // zeroSourceRules and zeroDestinationRules are the rules of objects the
@@ -220,6 +247,11 @@ func BuildWorkspace(version int64, s Settings, c Contents) *Workspace {
 		w.destRules[d.ID] = r
 	}
 
+	defer func() {
+		for _, r := range w.sourceRules {
+			r.Reads = sourceReads(r)
+		}
+	}()
 	for _, t := range c.Transformations {
 		if t.Enabled != nil && !*t.Enabled {
 			continue

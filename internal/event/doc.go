@@ -33,7 +33,7 @@ func Decode(rec []byte) (Doc, error) {
 	if i >= len(rec) || rec[i] != '{' {
 		return nil, fmt.Errorf("decoding event: %w", errAt(i, "not a JSON object"))
 	}
-	doc, end, err := decodeObject(rec, i, 0, nil)
+	doc, end, err := decodeObject(rec, i, 0, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("decoding event: %w", err)
 	}
@@ -53,33 +53,63 @@ type Members struct {
 	dups bool
 }
 
-// docMember is one top-level member: its key and the span from its key's
-// opening quote to the end of its value.
+// docMember is one top-level member: its key, the span from its key's
+// opening quote to the end of its value, and whether its value was left
+// undecoded (DecodeSelected).
 type docMember struct {
-	key    string
-	ks, ve int
+	key        string
+	ks, vs, ve int
+	raw        bool
 }
 
 // DecodeMembers is [Decode] that also returns the record's top-level
 // members, for [EncodeSplice]. The same sharing rule applies: rec must not
 // be modified while the Doc or the Members are in use.
 func DecodeMembers(rec []byte) (Doc, Members, error) {
+	return DecodeSelected(rec, nil)
+}
+
+// DecodeSelected is [DecodeMembers] that decodes only the top-level
+// members whose keys want reports (nil: all of them). The others are
+// validated but left out of the Doc, and [EncodeSplice] copies them as
+// they were — unless the Doc has gained a member of the same key, which
+// then replaces them.
+func DecodeSelected(rec []byte, want func(key string) bool) (Doc, Members, error) {
 	m := Members{rec: rec, list: make([]docMember, 0, 16)}
 	i := skipSpace(rec, 0)
 	if i >= len(rec) || rec[i] != '{' {
 		return nil, m, fmt.Errorf("decoding event: %w", errAt(i, "not a JSON object"))
 	}
-	doc, end, err := decodeObject(rec, i, 0, func(key string, ks, ve int) {
-		m.list = append(m.list, docMember{key, ks, ve})
-	})
+	doc, end, err := decodeObject(rec, i, 0, func(key string, ks, vs, ve int) {
+		m.list = append(m.list, docMember{key: key, ks: ks, vs: vs, ve: ve})
+	}, want)
 	if err != nil {
 		return nil, m, fmt.Errorf("decoding event: %w", err)
 	}
 	if skipSpace(rec, end) != len(rec) {
 		return nil, m, fmt.Errorf("decoding event: %w", errAt(end, "data after the JSON object"))
 	}
-	m.dups = len(doc) < len(m.list)
+	decoded := 0
+	for j := range m.list {
+		if want != nil && !want(m.list[j].key) {
+			m.list[j].raw = true
+			continue
+		}
+		decoded++
+	}
+	m.dups = len(doc) < decoded
 	return doc, m, nil
+}
+
+// Undecoded returns the bytes of the top-level member key when
+// DecodeSelected left it undecoded (the last one, if key is repeated).
+func (m Members) Undecoded(key string) ([]byte, bool) {
+	for j := len(m.list) - 1; j >= 0; j-- {
+		if mb := m.list[j]; mb.key == key {
+			return m.rec[mb.vs:mb.ve], mb.raw
+		}
+	}
+	return nil, false
 }
 
 // EncodeSplice appends doc to dst as JSON, keeping the record m came from
@@ -94,6 +124,15 @@ func EncodeSplice(dst []byte, doc Doc, m Members, changed func(key string) bool)
 	n, kept := 0, 0
 	for _, mb := range m.list {
 		v, ok := doc[mb.key]
+		if mb.raw && !ok {
+			// Never decoded, and not replaced: as it was.
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			n++
+			dst = append(dst, m.rec[mb.ks:mb.ve]...)
+			continue
+		}
 		if !ok {
 			continue
 		}
@@ -102,7 +141,7 @@ func EncodeSplice(dst []byte, doc Doc, m Members, changed func(key string) bool)
 			dst = append(dst, ',')
 		}
 		n++
-		if !changed(mb.key) {
+		if !mb.raw && !changed(mb.key) {
 			dst = append(dst, m.rec[mb.ks:mb.ve]...)
 			continue
 		}
@@ -145,7 +184,7 @@ func decodeValue(b []byte, i, depth int) (any, int, error) {
 	}
 	switch c := b[i]; {
 	case c == '{':
-		return decodeObject(b, i, depth, nil)
+		return decodeObject(b, i, depth, nil, nil)
 	case c == '[':
 		return decodeArray(b, i, depth)
 	case c == '"':
@@ -178,9 +217,10 @@ func decodeValue(b []byte, i, depth int) (any, int, error) {
 }
 
 // decodeObject decodes the object at b[i]. When member is not nil it is
-// called for each member with its key and the span from the key's quote to
-// the end of its value.
-func decodeObject(b []byte, i, depth int, member func(key string, ks, ve int)) (Doc, int, error) {
+// called for each member with its key, where its key's quote and its value
+// start, and where its value ends. When want is not nil, members whose
+// keys it rejects are validated but not decoded (nor put in the Doc).
+func decodeObject(b []byte, i, depth int, member func(key string, ks, vs, ve int), want func(string) bool) (Doc, int, error) {
 	if depth >= maxDepth {
 		return nil, i, errAt(i, "nesting deeper than %d", maxDepth)
 	}
@@ -214,13 +254,22 @@ func decodeObject(b []byte, i, depth int, member func(key string, ks, ve int)) (
 		if i >= len(b) || b[i] != ':' {
 			return nil, i, errAt(i, "expected ':' after key")
 		}
-		v, ve, err := decodeValue(b, skipSpace(b, i+1), depth+1)
-		if err != nil {
-			return nil, ve, err
+		vs := skipSpace(b, i+1)
+		var v any
+		var ve int
+		if want != nil && !want(key) {
+			// Left undecoded: validated only.
+			if ve, err = scanValue(b, vs, depth+1); err != nil {
+				return nil, ve, err
+			}
+		} else {
+			if v, ve, err = decodeValue(b, vs, depth+1); err != nil {
+				return nil, ve, err
+			}
+			m[key] = v
 		}
-		m[key] = v
 		if member != nil {
-			member(key, ks, ve)
+			member(key, ks, vs, ve)
 		}
 		i = skipSpace(b, ve)
 		if i >= len(b) {

@@ -231,3 +231,38 @@ func TestEncodeSpliceWithRepeatedKeyKeepsAddedField(t *testing.T) {
 		t.Fatalf("EncodeSplice = %s: reads back %v, %v; want %v", out, back, err, doc)
 	}
 }
+
+func TestDecodeSelectedLeavesTheRestAsItWas(t *testing.T) {
+	rec := `{"type":"track","context":{"ip": "1.2.3.4"},"properties":{"a":1},"messageId":"m"}`
+	doc, m, err := DecodeSelected([]byte(rec), func(k string) bool { return k == "type" || k == "properties" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := doc["context"]; ok || len(doc) != 2 {
+		t.Fatalf("decoded %v, want only type and properties", doc)
+	}
+	if raw, ok := m.Undecoded("context"); !ok || string(raw) != `{"ip": "1.2.3.4"}` {
+		t.Fatalf("Undecoded(context) = %s, %v", raw, ok)
+	}
+	if _, ok := m.Undecoded("type"); ok {
+		t.Fatal("type reported undecoded")
+	}
+	doc["properties"].(map[string]any)["b"] = true
+	out, err := EncodeSplice(nil, doc, m, func(k string) bool { return k == "properties" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"type":"track","context":{"ip": "1.2.3.4"},"properties":{"a":1,"b":true},"messageId":"m"}`; string(out) != want {
+		t.Fatalf("got  %s\nwant %s", out, want)
+	}
+	// A member the Doc gained under an undecoded key replaces it.
+	doc["context"] = map[string]any{"new": true}
+	out, _ = EncodeSplice(nil, doc, m, func(string) bool { return false })
+	if want := `{"type":"track","context":{"new":true},"properties":{"a":1},"messageId":"m"}`; string(out) != want {
+		t.Fatalf("got  %s\nwant %s", out, want)
+	}
+	// Undecoded members are still validated.
+	if _, _, err := DecodeSelected([]byte(`{"type":"t","context":{"a":}}`), func(k string) bool { return k == "type" }); err == nil {
+		t.Fatal("invalid undecoded member accepted")
+	}
+}

@@ -900,3 +900,23 @@ func TestTypicalFilterDoesNotAllocate(t *testing.T) {
 		t.Errorf("Match allocates %v objects per run, want 0", n)
 	}
 }
+
+func TestFields(t *testing.T) {
+	tests := []struct{ expr, want string }{
+		{`event = 'A'`, "event"},
+		{`properties.total > 1 and (context.library.name = 'x' or !contains(userId, 'a'))`, "properties,context,userId"},
+		{`length(traits.email) > 0 and traits.name in ['a', properties.b]`, "traits,properties"},
+		{`'x' in properties.list`, "properties"},
+		{`true`, ""},
+		{`properties\ x.y = 1`, "properties x"},
+	}
+	for _, tt := range tests {
+		e, err := fql.Compile(tt.expr)
+		if err != nil {
+			t.Fatalf("Compile(%q): %v", tt.expr, err)
+		}
+		if got := strings.Join(e.Fields(), ","); got != tt.want {
+			t.Errorf("Fields(%q) = %q, want %q", tt.expr, got, tt.want)
+		}
+	}
+}

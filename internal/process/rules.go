@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -46,7 +47,12 @@ func (r *Rules) Process(_ context.Context, src string, rec []byte, out Emitter) 
 		out.Emit(rec)
 		return OutcomeProcessed
 	}
-	doc, members, err := event.DecodeMembers(rec)
+	// Decode only what the rules read; the rest is copied as it was.
+	var want func(string) bool
+	if reads := rules.Reads; reads != nil {
+		want = func(k string) bool { return slices.Contains(reads, k) }
+	}
+	doc, members, err := event.DecodeSelected(rec, want)
 	if err != nil {
 		// The Tracking API stored it, so it is an object; keep it as it is
 		// rather than lose it.
@@ -84,6 +90,16 @@ func (r *Rules) Process(_ context.Context, src string, rec []byte, out Emitter) 
 	if len(changed) == 0 {
 		out.Emit(rec)
 		return OutcomeProcessed
+	}
+	// The plan wrote context.protocols into a new context object when the
+	// event's own was left undecoded: merge the two.
+	if raw, ok := members.Undecoded("context"); ok {
+		if ctx, wrote := doc["context"].(map[string]any); wrote {
+			if orig, err := event.Decode(raw); err == nil {
+				maps.Copy(orig, ctx)
+				doc["context"] = orig
+			}
+		}
 	}
 	b, err := event.EncodeSplice(make([]byte, 0, len(rec)+len(rec)/4), doc, members, func(k string) bool { return slices.Contains(changed, k) })
 	if err != nil {

@@ -3,6 +3,7 @@ package process
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -47,7 +48,7 @@ func testWorkspace(t testing.TB, enf plan.Enforcement, ts ...transform.Transform
 }
 
 func order(id, props string) []byte {
-	return fmt.Appendf(nil, `{"type":"track","event":"Order Completed","messageId":%q,"userId":"u1","context":{},"properties":%s,"receivedAt":"2026-12-01T10:00:00.000Z","timestamp":"2026-12-01T10:00:00.000Z"}`, id, props)
+	return fmt.Appendf(nil, `{"type":"track","event":"Order Completed","messageId":%q,"userId":"u1","context":{"ip":"203.0.113.9","library":{"name":"analytics.js"}},"properties":%s,"receivedAt":"2026-12-01T10:00:00.000Z","timestamp":"2026-12-01T10:00:00.000Z"}`, id, props)
 }
 
 func TestRulesApplyPlanAndTransformations(t *testing.T) {
@@ -88,9 +89,13 @@ func TestRulesApplyPlanAndTransformations(t *testing.T) {
 	if props["revenue"] != json.Number("10") || props["total"] != nil || props["coupon"] != nil || props["order_id"] != "o1" {
 		t.Errorf("kept order properties %v, want order_id and revenue only", props)
 	}
-	protocols, _ := kept["context"].(map[string]any)["protocols"].(map[string]any)
+	ctx, _ := kept["context"].(map[string]any)
+	protocols, _ := ctx["protocols"].(map[string]any)
 	if fmt.Sprint(protocols["omitted"]) != "[coupon]" {
 		t.Errorf("context.protocols %v, want coupon omitted", protocols)
+	}
+	if ctx["ip"] != "203.0.113.9" || fmt.Sprint(ctx["library"]) != "map[name:analytics.js]" {
+		t.Errorf("context %v lost what the event had besides protocols", ctx)
 	}
 	if len(by["quarantine"]) != 2 {
 		t.Errorf("quarantine got %v, want the two blocked events unchanged", by["quarantine"])
@@ -110,5 +115,34 @@ func TestRulesApplyPlanAndTransformations(t *testing.T) {
 	}
 	if r.count("web", OutcomeBlocked) != 2 || r.count("web", OutcomeProcessed) != 2 {
 		t.Errorf("web: blocked %d processed %d, want 2 and 2", r.count("web", OutcomeBlocked), r.count("web", OutcomeProcessed))
+	}
+}
+
+// TestRulesDecodeOnlyWhatTheyRead runs a plan that can be checked on a few
+// top-level fields (no violation forwarding): the context is left
+// undecoded, and the protocols the plan records are merged into it.
+func TestRulesDecodeOnlyWhatTheyRead(t *testing.T) {
+	ws := config.BuildWorkspace(1, config.Settings{}, config.Contents{
+		Sources: []config.Source{{ID: "web", WriteKey: "k", TrackingPlan: "shop", Schema: config.SourceSchema{
+			Enforcement: plan.Enforcement{TrackUnplannedProperties: plan.Omit},
+		}}},
+		TrackingPlans: []config.TrackingPlan{orderPlan},
+	})
+	if reads := ws.SourceRules("web").Reads; reads == nil || slices.Contains(reads, "context") {
+		t.Fatalf("Reads = %v, want the plan's few fields, without context", reads)
+	}
+	r := NewRules(func() *config.Workspace { return ws }, nil, nil)
+	var got []byte
+	out := Emitter{source: "web", self: func(_ string, rec []byte) { got = append([]byte(nil), rec...) }, other: func(string, []byte) {}}
+	in := order("m", `{"order_id":"o1","coupon":"X"}`)
+	if o := r.Process(t.Context(), "web", in, out); o != OutcomeProcessed {
+		t.Fatalf("outcome %s", o)
+	}
+	want := `{"type":"track","event":"Order Completed","messageId":"m","userId":"u1",` +
+		`"context":{"ip":"203.0.113.9","library":{"name":"analytics.js"},"protocols":{"omitted":["coupon"],` +
+		`"violations":[{"description":"properties.coupon is not in the tracking plan","field":"properties.coupon","type":"Unplanned Property"}]}},` +
+		`"properties":{"order_id":"o1"},"receivedAt":"2026-12-01T10:00:00.000Z","timestamp":"2026-12-01T10:00:00.000Z"}`
+	if string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }

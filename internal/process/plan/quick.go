@@ -2,6 +2,7 @@ package plan
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -299,4 +300,36 @@ func (q *quick) validObject(m map[string]any) bool {
 		}
 	}
 	return true
+}
+
+// Reads returns the top-level fields of an event that Check may read, or
+// nil when it may read any: when a rule has no quick form (its keywords
+// may look anywhere), or closes the event's top level. A caller may leave
+// the other fields undecoded; Check then writes context.protocols into a
+// new context object, which the caller merges into the event's own.
+func (c *Compiled) Reads() []string {
+	out := []string{"type", "event", "properties", "traits"}
+	rules := []*rule{c.identify, c.group, c.common}
+	for _, r := range c.events {
+		rules = append(rules, r)
+	}
+	for _, r := range rules {
+		if r == nil || r.schema == nil {
+			continue
+		}
+		if r.quick == nil || r.quick.closed {
+			return nil
+		}
+		for k := range r.quick.props {
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+		for _, k := range r.quick.required {
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
 }

@@ -130,3 +130,22 @@ func TestQuickFormOnlyForKnownKeywords(t *testing.T) {
 		}
 	}
 }
+
+func TestReads(t *testing.T) {
+	quickPlan := Plan{ID: "p", Events: map[string]json.RawMessage{"A": PropertiesSchema(json.RawMessage(`{"properties":{"x":{"type":"string"}}}`))},
+		Common: json.RawMessage(`{"type":"object","required":["userId"]}`)}
+	c, err := Compile(quickPlan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c.Reads()); got != "[type event properties traits userId]" {
+		t.Errorf("Reads() = %s", got)
+	}
+	quickPlan.Common = json.RawMessage(`{"type":"object","properties":{"context":{"type":"object","pattern":"x"}}}`)
+	if c, err = Compile(quickPlan); err != nil {
+		t.Fatal(err)
+	}
+	if c.Reads() != nil {
+		t.Errorf("Reads() = %v for a rule without a quick form, want nil (everything)", c.Reads())
+	}
+}

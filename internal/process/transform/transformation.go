@@ -531,3 +531,39 @@ func (ch Chain) Roots() []string {
 	}
 	return roots
 }
+
+// Reads returns the top-level fields of an event that c reads or changes:
+// those its conditions and expressions name, the ones it writes (see
+// [Compiled.Roots]), and type, which decides between properties and
+// traits. A caller may leave every other field undecoded.
+func (c *Compiled) Reads() []string {
+	roots := append([]string{"type"}, c.Roots()...)
+	add := func(fs []string) {
+		for _, f := range fs {
+			if !slices.Contains(roots, f) {
+				roots = append(roots, f)
+			}
+		}
+	}
+	if c.cond.expr != nil {
+		add(c.cond.expr.Fields())
+	}
+	for _, f := range c.fqls {
+		add(f.expr.Fields())
+	}
+	return roots
+}
+
+// Reads returns the top-level fields any transformation of ch reads or
+// changes (see [Compiled.Reads]).
+func (ch Chain) Reads() []string {
+	var out []string
+	for _, c := range ch {
+		for _, r := range c.Reads() {
+			if !slices.Contains(out, r) {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}

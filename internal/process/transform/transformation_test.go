@@ -732,3 +732,14 @@ func TestRoots(t *testing.T) {
 		})
 	}
 }
+
+func TestReads(t *testing.T) {
+	c, err := Compile(Transformation{If: "event = 'A' and context.library.name = 'x'",
+		FQLDefinedProperties: []FQLDefinedProperty{{FQL: "lowercase(userId)", PropertyName: "properties.uid"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Reads(), ","); got != "type,properties,event,context,userId" {
+		t.Fatalf("Reads() = %s", got)
+	}
+}
