@@ -225,8 +225,8 @@ func decodeObject(b []byte, i, depth int, member func(key string, ks, vs, ve int
 		return nil, i, errAt(i, "nesting deeper than %d", maxDepth)
 	}
 	size := 8
-	if depth <= 1 {
-		size = 16 // an event's top level (ids, timestamps, …), its properties and context
+	if depth == 1 || depth == 0 && want == nil {
+		size = 16 // an event's whole top level (ids, timestamps, …), its properties and context
 	}
 	m := make(map[string]any, size)
 	i = skipSpace(b, i+1)

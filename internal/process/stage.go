@@ -51,7 +51,7 @@ type Options struct {
 	ExpectedIDsPerDay int64
 	// CacheBytes is the dedup indexes' shared block cache. Default: 64 MiB.
 	CacheBytes int64
-	// MaxGroupBytes bounds the ingest bytes of one group. Default: 2 MiB.
+	// MaxGroupBytes bounds the ingest bytes of one group. Default: 4 MiB.
 	MaxGroupBytes int
 	// Linger is how long a group waits for one more ingest message.
 	// Default: 2ms.
@@ -83,7 +83,7 @@ func (o *Options) defaults() {
 		o.CacheBytes = 64 << 20
 	}
 	if o.MaxGroupBytes <= 0 {
-		o.MaxGroupBytes = 2 << 20
+		o.MaxGroupBytes = 4 << 20
 	}
 	if o.Linger <= 0 {
 		o.Linger = 2 * time.Millisecond
