@@ -144,6 +144,17 @@ func compileRule(raw json.RawMessage, container string) (*rule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid JSON: %w", err)
 	}
+	sch, err := compileSchema(doc)
+	if err != nil {
+		return nil, err
+	}
+	return &rule{schema: sch, quick: compileQuick(doc), planned: plannedKeys(doc, container)}, nil
+}
+
+// compileSchema compiles a decoded schema the one way every rule (and the
+// quick check's string keywords) is compiled: draft-07 unless $schema says
+// otherwise, formats asserted, nothing loaded from elsewhere.
+func compileSchema(doc any) (*jsonschema.Schema, error) {
 	jc := jsonschema.NewCompiler()
 	jc.DefaultDraft(jsonschema.Draft7)
 	jc.AssertFormat()
@@ -155,7 +166,7 @@ func compileRule(raw json.RawMessage, container string) (*rule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid JSON schema: %w", err)
 	}
-	return &rule{schema: sch, quick: compileQuick(doc), planned: plannedKeys(doc, container)}, nil
+	return sch, nil
 }
 
 // plannedKeys returns the keys of doc.properties.<container>.properties.

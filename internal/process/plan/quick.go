@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // quick is a fast check that an event certainly meets a rule, for the
@@ -31,6 +33,10 @@ type quick struct {
 	maxLen   int
 	minItems int
 	maxItems int
+	// strings checks format and pattern: a schema of just those keywords,
+	// compiled by the validator itself, so that quick agrees with it by
+	// construction (same date-time rules, same regular expressions).
+	strings *jsonschema.Schema
 }
 
 type jsonType uint8
@@ -59,8 +65,14 @@ func compileQuick(s any) *quick {
 		return nil // true/false schemas: leave them to the validator
 	}
 	q := &quick{minLen: -1, maxLen: -1, minItems: -1, maxItems: -1}
+	var stringKeywords map[string]any
 	for k, v := range m {
 		switch k {
+		case "format", "pattern":
+			if stringKeywords == nil {
+				stringKeywords = map[string]any{}
+			}
+			stringKeywords[k] = v
 		case "$schema", "$comment", "title", "description", "examples", "default":
 			// Annotations: no effect on validity.
 		case "type":
@@ -163,6 +175,16 @@ func compileQuick(s any) *quick {
 			return nil
 		}
 	}
+	if stringKeywords != nil {
+		if d, ok := m["$schema"]; ok {
+			stringKeywords["$schema"] = d
+		}
+		sch, err := compileSchema(stringKeywords)
+		if err != nil {
+			return nil
+		}
+		q.strings = sch
+	}
 	return q
 }
 
@@ -219,6 +241,9 @@ func (q *quick) valid(v any) bool {
 		return q.allows(tBoolean)
 	case string:
 		if !q.allows(tString) {
+			return false
+		}
+		if q.strings != nil && q.strings.Validate(t) != nil {
 			return false
 		}
 		if q.minLen >= 0 || q.maxLen >= 0 {
