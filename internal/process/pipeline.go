@@ -57,7 +57,8 @@ func (e Emitter) Defer(f func()) {
 	e.deferFn(f)
 }
 
-// Emit writes the event being processed, under its own source.
+// Emit writes the event being processed, under its own source. rec is
+// copied: the caller may reuse it once Emit returns (as for Forward).
 func (e Emitter) Emit(rec []byte) { e.self(e.source, rec) }
 
 // Forward writes another event, or the event under another source.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/config"
@@ -28,6 +29,8 @@ type Rules struct {
 	violations *Violations
 	now        func() time.Time
 	logger     *slog.Logger
+	// bufs holds encode buffers: Emit copies what it is given.
+	bufs sync.Pool
 }
 
 // NewRules returns the pipeline of the live workspace current returns.
@@ -101,7 +104,13 @@ func (r *Rules) Process(_ context.Context, src string, rec []byte, out Emitter) 
 			}
 		}
 	}
-	b, err := event.EncodeSplice(make([]byte, 0, len(rec)+len(rec)/4), doc, members, func(k string) bool { return slices.Contains(changed, k) })
+	bp, _ := r.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer r.bufs.Put(bp)
+	b, err := event.EncodeSplice((*bp)[:0], doc, members, func(k string) bool { return slices.Contains(changed, k) })
+	*bp = b
 	if err != nil {
 		r.logger.Warn("event not encodable after processing; passed on unchanged", "source", src, "err", err)
 		out.Emit(rec)
