@@ -70,10 +70,15 @@ func DecodeMembers(rec []byte) (Doc, Members, error) {
 }
 
 // DecodeSelected is [DecodeMembers] that decodes only the top-level
-// members whose keys want reports (nil: all of them). The others are
-// validated but left out of the Doc, and [EncodeSplice] copies them as
-// they were — unless the Doc has gained a member of the same key, which
-// then replaces them.
+// members whose keys want reports (nil: all of them). The others are left
+// out of the Doc, and [EncodeSplice] copies them as they were — unless the
+// Doc has gained a member of the same key, which then replaces them.
+//
+// The members it leaves undecoded are skipped, not validated: rec must be
+// valid JSON, as every record of the log is (the Tracking API validated it,
+// and the processing stage checks it again with [PeekKeys] before it
+// routes it). On invalid input it fails or copies the invalid bytes; it
+// never reads out of bounds.
 func DecodeSelected(rec []byte, want func(key string) bool) (Doc, Members, error) {
 	m := Members{rec: rec, list: make([]docMember, 0, 16)}
 	i := skipSpace(rec, 0)
@@ -258,10 +263,12 @@ func decodeObject(b []byte, i, depth int, member func(key string, ks, vs, ve int
 		var v any
 		var ve int
 		if want != nil && !want(key) {
-			// Left undecoded: validated only.
-			if ve, err = scanValue(b, vs, depth+1); err != nil {
-				return nil, ve, err
+			// Left undecoded, and skipped without validation (see
+			// DecodeSelected).
+			if vs >= len(b) {
+				return nil, vs, errAt(vs, "unexpected end of input")
 			}
+			ve = skipValid(b, vs)
 		} else {
 			if v, ve, err = decodeValue(b, vs, depth+1); err != nil {
 				return nil, ve, err
