@@ -24,12 +24,16 @@ type Doc = map[string]any
 // encoding/json's reflection: it walks the bytes with the same validating
 // scanner as the Tracking API and builds the maps directly, reusing
 // constant strings for the keys every event has.
-func Decode(rec []byte) (Doc, error) {
+func Decode(rec []byte) (Doc, error) { return decodeTop(rec, nil, nil) }
+
+// decodeTop decodes rec, which must be one JSON object and nothing else;
+// member and want are decodeObject's, for the top level.
+func decodeTop(rec []byte, member memberSpan, want func(string) bool) (Doc, error) {
 	i := skipSpace(rec, 0)
 	if i >= len(rec) || rec[i] != '{' {
 		return nil, fmt.Errorf("decoding event: %w", errAt(i, "not a JSON object"))
 	}
-	doc, end, err := decodeObject(rec, i, 0, nil, nil)
+	doc, end, err := decodeObject(rec, i, 0, member, want)
 	if err != nil {
 		return nil, fmt.Errorf("decoding event: %w", err)
 	}
@@ -77,26 +81,15 @@ func DecodeMembers(rec []byte) (Doc, Members, error) {
 // never reads out of bounds.
 func DecodeSelected(rec []byte, want func(key string) bool) (Doc, Members, error) {
 	m := Members{rec: rec, list: make([]docMember, 0, 16)}
-	i := skipSpace(rec, 0)
-	if i >= len(rec) || rec[i] != '{' {
-		return nil, m, fmt.Errorf("decoding event: %w", errAt(i, "not a JSON object"))
-	}
-	doc, end, err := decodeObject(rec, i, 0, func(key string, ks, vs, ve int) {
-		m.list = append(m.list, docMember{key: key, ks: ks, vs: vs, ve: ve})
+	decoded := 0
+	doc, err := decodeTop(rec, func(key string, ks, vs, ve int, wasDecoded bool) {
+		m.list = append(m.list, docMember{key: key, ks: ks, vs: vs, ve: ve, raw: !wasDecoded})
+		if wasDecoded {
+			decoded++
+		}
 	}, want)
 	if err != nil {
-		return nil, m, fmt.Errorf("decoding event: %w", err)
-	}
-	if skipSpace(rec, end) != len(rec) {
-		return nil, m, fmt.Errorf("decoding event: %w", errAt(end, "data after the JSON object"))
-	}
-	decoded := 0
-	for j := range m.list {
-		if want != nil && !want(m.list[j].key) {
-			m.list[j].raw = true
-			continue
-		}
-		decoded++
+		return nil, m, err
 	}
 	m.dups = len(doc) < decoded
 	return doc, m, nil
@@ -153,11 +146,15 @@ func decodeValue(b []byte, i, depth int) (any, int, error) {
 	return nil, i, errAt(i, "unexpected character %q", b[i])
 }
 
+// memberSpan is told of each member of an object: its key, where its key's
+// quote and its value start, where its value ends, and whether it was
+// decoded into the Doc.
+type memberSpan func(key string, ks, vs, ve int, decoded bool)
+
 // decodeObject decodes the object at b[i]. When member is not nil it is
-// called for each member with its key, where its key's quote and its value
-// start, and where its value ends. When want is not nil, members whose
-// keys it rejects are validated but not decoded (nor put in the Doc).
-func decodeObject(b []byte, i, depth int, member func(key string, ks, vs, ve int), want func(string) bool) (Doc, int, error) {
+// called for each member. When want is not nil, members whose keys it
+// rejects are skipped (see DecodeSelected), not decoded nor put in the Doc.
+func decodeObject(b []byte, i, depth int, member memberSpan, want func(string) bool) (Doc, int, error) {
 	if depth >= maxDepth {
 		return nil, i, errAt(i, "nesting deeper than %d", maxDepth)
 	}
@@ -194,7 +191,8 @@ func decodeObject(b []byte, i, depth int, member func(key string, ks, vs, ve int
 		vs := skipSpace(b, i+1)
 		var v any
 		var ve int
-		if want != nil && !want(key) {
+		decode := want == nil || want(key)
+		if !decode {
 			// Left undecoded, and skipped without validation (see
 			// DecodeSelected).
 			if vs >= len(b) {
@@ -208,7 +206,7 @@ func decodeObject(b []byte, i, depth int, member func(key string, ks, vs, ve int
 			m[key] = v
 		}
 		if member != nil {
-			member(key, ks, vs, ve)
+			member(key, ks, vs, ve, decode)
 		}
 		i = skipSpace(b, ve)
 		if i >= len(b) {

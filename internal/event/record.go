@@ -32,6 +32,9 @@ func AppendRecord(dst []byte, sourceID string, json []byte) []byte {
 	return dst
 }
 
+// RecordSize is the number of bytes AppendRecord adds for one record.
+func RecordSize(sourceID string, json []byte) int { return 5 + len(sourceID) + len(json) }
+
 func putRecordLen(dst []byte, mark int) {
 	binary.BigEndian.PutUint32(dst[mark:], uint32(len(dst)-mark-4))
 }
