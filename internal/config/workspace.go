@@ -76,6 +76,9 @@ type SourceRules struct {
 	// transformations read or change, so that the stage may leave the
 	// others undecoded; nil: any field (decode everything).
 	Reads []string
+	// Writes are the top-level fields the transformations may change
+	// (Transformations.Roots), so that the stage re-encodes only those.
+	Writes []string
 }
 
 // DestinationRules are what the delivery stage applies to the events of
@@ -250,6 +253,7 @@ func BuildWorkspace(version int64, s Settings, c Contents) *Workspace {
 	defer func() {
 		for _, r := range w.sourceRules {
 			r.Reads = sourceReads(r)
+			r.Writes = r.Transformations.Roots()
 		}
 	}()
 	for _, t := range c.Transformations {

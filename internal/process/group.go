@@ -141,21 +141,20 @@ func (s *Stage) prepare(ctx context.Context, msgs []stream.Msg, slot int, prev *
 			}
 			continue
 		}
-		idx := 0
+		idx := -1
 		for rec := range event.Records(m.Data) {
+			idx++
 			keys, err := event.PeekKeys(rec.JSON)
 			if err != nil {
 				if m.Seq > reread {
 					g.deadLetter(m.Seq, idx, rec.SourceID, "invalid_record", err.Error(), rec.JSON, 1)
 				}
-				idx++
 				continue
 			}
 			i := partitionOf(keys, len(s.parts))
 			if m.Seq > s.parts[i].ckpt.Load() {
 				g.scr[i].work = append(g.scr[i].work, item{src: rec.SourceID, json: rec.JSON, keys: keys})
 			}
-			idx++
 		}
 	}
 	var wg sync.WaitGroup
@@ -181,47 +180,51 @@ func (s *Stage) prepare(ctx context.Context, msgs []stream.Msg, slot int, prev *
 // group's own ids, the ids of the group being written, and the index),
 // then the pipeline.
 func (s *Stage) runPartition(ctx context.Context, p *partition, sc *scratch, pending map[string]struct{}) {
-	emit := func(src string, rec []byte) {
+	add := func(src string, rec []byte, forwarded bool) {
 		sc.out = event.AppendRecord(sc.out, src, rec)
 		sc.records++
-		sc.forwarded = append(sc.forwarded, false)
+		sc.forwarded = append(sc.forwarded, forwarded)
 	}
+	emit := func(src string, rec []byte) { add(src, rec, false) }
 	emitOther := func(src string, rec []byte) {
-		sc.out = event.AppendRecord(sc.out, src, rec)
-		sc.records++
-		sc.forwarded = append(sc.forwarded, true)
+		add(src, rec, true)
 		sc.tally[tallyKey{src, OutcomeForwarded}]++
 	}
 	deferred := func(f func()) { sc.deferred = append(sc.deferred, f) }
 	for _, it := range sc.work {
-		if _, dup := sc.seen[string(it.keys.MessageID)]; dup {
-			sc.tally[tallyKey{it.src, OutcomeDuplicate}]++
-			continue
+		id := it.keys.MessageID
+		_, dup := sc.seen[string(id)]
+		if !dup {
+			_, dup = pending[string(id)]
 		}
-		if _, dup := pending[string(it.keys.MessageID)]; dup {
-			sc.tally[tallyKey{it.src, OutcomeDuplicate}]++
-			continue
-		}
-		dup, err := p.index.Contains(it.keys.MessageID)
-		if err != nil {
-			// The index could not answer: let the event through rather
-			// than lose it (at worst a duplicate), and say so.
-			s.opts.Logger.Warn("dedup lookup failed", "partition", p.id, "err", err)
-			s.m.dedupErrors.Inc()
+		if !dup {
+			var err error
+			if dup, err = p.index.Contains(id); err != nil {
+				// The index could not answer: let the event through rather
+				// than lose it (at worst a duplicate), and say so.
+				s.opts.Logger.Warn("dedup lookup failed", "partition", p.id, "err", err)
+				s.m.dedupErrors.Inc()
+			}
 		}
 		if dup {
 			sc.tally[tallyKey{it.src, OutcomeDuplicate}]++
 			continue
 		}
-		sc.seen[string(it.keys.MessageID)] = struct{}{}
-		at := it.keys.ReceivedAt
-		if at.IsZero() {
-			at = s.opts.Now()
-		}
-		sc.entries = append(sc.entries, dedup.Entry{ID: it.keys.MessageID, At: at})
+		sc.seen[string(id)] = struct{}{}
+		sc.entries = append(sc.entries, s.entry(it.keys))
 		outcome := s.opts.Pipeline.Process(ctx, it.src, it.json, Emitter{self: emit, other: emitOther, deferFn: deferred, source: it.src})
 		sc.tally[tallyKey{it.src, outcome}]++
 	}
+}
+
+// entry is the dedup index entry of an event: its id, in the bucket of
+// its receivedAt (now, for a record without one).
+func (s *Stage) entry(k event.Keys) dedup.Entry {
+	at := k.ReceivedAt
+	if at.IsZero() {
+		at = s.opts.Now()
+	}
+	return dedup.Entry{ID: k.MessageID, At: at}
 }
 
 // checkFraming reports whether msg is a well-formed sequence of records,
@@ -250,15 +253,20 @@ func recordCount(m stream.Msg) int {
 // group's dead letters. The message id makes a retried publish write it
 // once.
 func (g *group) deadLetter(seq uint64, idx int, src, reason, detail string, data []byte, n int) {
+	g.dead = append(g.dead, deadMsg(seq, src, reason+": "+detail, data, fmt.Sprintf("process-%d-%d", seq, idx)))
+	g.deadTally[tallyKey{src, OutcomeInvalid}] += n
+}
+
+// deadMsg is a message of the dead-letter stream (docs/format/envelope.md).
+func deadMsg(seq uint64, src, reason string, data []byte, msgID string) *natsMsg {
 	h := nats.Header{}
-	h.Set(HeaderReason, reason+": "+detail)
+	h.Set(HeaderReason, reason)
 	h.Set(HeaderIngestSeq, strconv.FormatUint(seq, 10))
 	h.Set(HeaderSource, src)
-	g.dead = append(g.dead, &natsMsg{
+	return &natsMsg{
 		Msg:  &nats.Msg{Subject: stream.DLQProcessSubject, Header: h, Data: data},
-		opts: []jetstream.PublishOpt{jetstream.WithMsgID(fmt.Sprintf("process-%d-%d", seq, idx))},
-	})
-	g.deadTally[tallyKey{src, OutcomeInvalid}] += n
+		opts: []jetstream.PublishOpt{jetstream.WithMsgID(msgID)},
+	}
 }
 
 // spill moves the records past limit bytes of output to the dead-letter
@@ -276,7 +284,7 @@ func (g *group) spill(limit int) {
 			}
 			fwd := sc.forwarded[n]
 			n++
-			size := 4 + 1 + len(rec.SourceID) + len(rec.JSON)
+			size := event.RecordSize(rec.SourceID, rec.JSON)
 			if total+size <= limit {
 				keep = event.AppendRecord(keep, rec.SourceID, rec.JSON)
 				keepFwd = append(keepFwd, fwd)
@@ -284,14 +292,8 @@ func (g *group) spill(limit int) {
 				total += size
 				continue
 			}
-			h := nats.Header{}
-			h.Set(HeaderReason, "output_too_large: the group's output exceeds one log message")
-			h.Set(HeaderIngestSeq, strconv.FormatUint(g.last, 10))
-			h.Set(HeaderSource, rec.SourceID)
-			g.dead = append(g.dead, &natsMsg{
-				Msg:  &nats.Msg{Subject: stream.DLQProcessSubject, Header: h, Data: append([]byte(nil), rec.JSON...)},
-				opts: []jetstream.PublishOpt{jetstream.WithMsgID(fmt.Sprintf("process-spill-%d-%d-%d", g.last, i, keepN+len(g.dead)))},
-			})
+			g.dead = append(g.dead, deadMsg(g.last, rec.SourceID, "output_too_large: the group's output exceeds one log message",
+				append([]byte(nil), rec.JSON...), fmt.Sprintf("process-spill-%d-%d-%d", g.last, i, keepN+len(g.dead))))
 			if fwd {
 				// A forwarded event was never counted as received by its
 				// source; it is dead-lettered, and no longer forwarded.

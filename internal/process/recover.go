@@ -37,12 +37,8 @@ func (s *Stage) recover(ctx context.Context) error {
 		if err != nil {
 			continue // a record the stage wrote is always readable; skip what is not
 		}
-		at := keys.ReceivedAt
-		if at.IsZero() {
-			at = s.opts.Now()
-		}
 		p := partitionOf(keys, len(s.parts))
-		entries[p] = append(entries[p], dedup.Entry{ID: keys.MessageID, At: at})
+		entries[p] = append(entries[p], s.entry(keys))
 	}
 	for _, p := range s.parts {
 		if !covers[p.id] || p.ckpt.Load() >= seq {

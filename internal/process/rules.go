@@ -87,7 +87,7 @@ func (r *Rules) Process(_ context.Context, src string, rec []byte, out Emitter) 
 			r.logger.Debug("transformation failed; event kept as it was before it", "source", src, "err", err)
 		}
 		if n > 0 {
-			changed = append(changed, rules.Transformations.Roots()...)
+			changed = append(changed, rules.Writes...)
 		}
 	}
 	if len(changed) == 0 {

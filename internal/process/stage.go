@@ -273,11 +273,11 @@ func (s *Stage) runReader(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if gap := msgs[0].Seq - expect; msgs[0].Seq > expect && expect > 1 {
+		if msgs[0].Seq > expect && expect > 1 {
 			// The log's retention removed messages before they were
 			// processed: they are gone, and must at least be said.
 			s.opts.Logger.Error("ingest messages expired before they were processed", "from", expect, "to", msgs[0].Seq-1)
-			s.m.expired.Add(float64(gap))
+			s.m.expired.Add(float64(msgs[0].Seq - expect))
 		}
 		expect = msgs[len(msgs)-1].Seq + 1
 		s.m.lag.Set(float64(msgs[len(msgs)-1].Pending))
@@ -321,32 +321,18 @@ func (s *Stage) prepareFitting(ctx context.Context, msgs []stream.Msg, slot int,
 // succeeds or ctx ends: once published, a group must be committed before
 // anything else is read, or its records would be processed again.
 func (s *Stage) write(ctx context.Context, g *group) error {
-	b := newBackoff()
-	for try := 0; ; try++ {
-		if try > 0 && s.published(ctx, g) {
-			break // the failed attempt reached the log; only its answer was lost
+	tried := false
+	if err := s.retry(ctx, "writing a processed group", g, func() error {
+		if tried && s.published(ctx, g) {
+			return nil // the failed attempt reached the log; only its answer was lost
 		}
-		err := s.publish(ctx, g)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		s.opts.Logger.Warn("writing a processed group; retrying", "err", err, "ingest_seq", g.last)
-		b.wait(ctx)
+		tried = true
+		return s.publish(ctx, g)
+	}); err != nil {
+		return err
 	}
-	b = newBackoff()
-	for {
-		err := s.commit(g)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		s.opts.Logger.Warn("committing a processed group; retrying", "err", err, "ingest_seq", g.last)
-		b.wait(ctx)
+	if err := s.retry(ctx, "committing a processed group", g, func() error { return s.commit(g) }); err != nil {
+		return err
 	}
 	g.count(s.m)
 	s.m.groups.Inc()
@@ -356,6 +342,23 @@ func (s *Stage) write(ctx context.Context, g *group) error {
 		s.m.position.Set(float64(g.last))
 	}
 	return nil
+}
+
+// retry runs fn until it succeeds, with backoff, and returns ctx's error
+// if ctx ends first.
+func (s *Stage) retry(ctx context.Context, what string, g *group, fn func() error) error {
+	b := newBackoff()
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.opts.Logger.Warn(what+"; retrying", "err", err, "ingest_seq", g.last)
+		b.wait(ctx)
+	}
 }
 
 // published reports whether g's processed message is the last one in the
