@@ -113,7 +113,15 @@ func (s *Server) WaitMetric(t testing.TB, series string, want float64) {
 // Metric returns the current value of one sample of /metrics.
 func (s *Server) Metric(t testing.TB, series string) (float64, bool) {
 	t.Helper()
-	resp, err := http.Get(s.URL + "/metrics")
+	return Metric(t, s.URL, series)
+}
+
+// Metric returns the current value of one sample (name and labels exactly
+// as exposed) of the /metrics of the server at baseURL, which may be one
+// this package did not start.
+func Metric(t testing.TB, baseURL, series string) (float64, bool) {
+	t.Helper()
+	resp, err := http.Get(baseURL + "/metrics")
 	if err != nil {
 		t.Fatalf("GET /metrics: %v", err)
 	}
