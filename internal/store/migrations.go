@@ -1,5 +1,7 @@
 package store
 
+import "fmt"
+
 // migration is one version of the schema. See the package documentation for
 // how to add one.
 type migration struct {
@@ -218,5 +220,82 @@ CREATE TABLE plan_violations (
 CREATE INDEX plan_violations_by_last_seen ON plan_violations (source_id, last_seen);
 `,
 		},
+		{
+			version: 5,
+			name:    "delivery",
+			// The delivery engine's state. delivery_positions: each
+			// destination's position in the processed stream (every event
+			// up to seq is delivered, filtered, awaiting retry in
+			// delivery_jobs, or dead-lettered). delivery_jobs: events
+			// awaiting retry (Centrifuge's awaiting_retry), keyed by the
+			// processed sequence and record index ("<seq>.<index>", or
+			// "r<dead letter id>" for a replayed one) so that reading a
+			// message again after a crash inserts each job once.
+			// dead_letters: discarded and expired events with the last
+			// request and response. delivery_replays: what a replay moved.
+			sqlite:   fmt.Sprintf(deliverySQL, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
+			postgres: fmt.Sprintf(deliverySQL, "BIGSERIAL PRIMARY KEY", "BYTEA"),
+		},
 	}
 }
+
+// deliverySQL is migration 5, with the dead-letter id type (%[1]s) and
+// the byte-string type (%[2]s) of each engine.
+const deliverySQL = `
+CREATE TABLE delivery_positions (
+	destination_id TEXT PRIMARY KEY,
+	seq            BIGINT NOT NULL,
+	updated_at     BIGINT NOT NULL
+);
+
+CREATE TABLE delivery_jobs (
+	destination_id   TEXT NOT NULL,
+	id               TEXT NOT NULL,
+	message_id       TEXT NOT NULL,
+	source_id        TEXT NOT NULL,
+	event_type       TEXT NOT NULL,
+	event            TEXT NOT NULL,
+	received_at      BIGINT NOT NULL,
+	attempts         INTEGER NOT NULL,
+	first_attempt_at BIGINT NOT NULL,
+	next_attempt_at  BIGINT NOT NULL,
+	last_status      INTEGER NOT NULL,
+	last_reason      TEXT NOT NULL,
+	last_error       TEXT NOT NULL,
+	replay_id        TEXT,
+	PRIMARY KEY (destination_id, id)
+);
+CREATE INDEX delivery_jobs_due ON delivery_jobs (destination_id, next_attempt_at);
+CREATE INDEX delivery_jobs_by_message ON delivery_jobs (message_id);
+CREATE INDEX delivery_jobs_by_replay ON delivery_jobs (replay_id);
+
+CREATE TABLE dead_letters (
+	id               %[1]s,
+	destination_id   TEXT NOT NULL,
+	message_id       TEXT NOT NULL,
+	source_id        TEXT NOT NULL,
+	event_type       TEXT NOT NULL,
+	event            TEXT NOT NULL,
+	received_at      BIGINT NOT NULL,
+	reason           TEXT NOT NULL CHECK (reason IN ('discarded', 'expired')),
+	status_code      INTEGER NOT NULL,
+	error_reason     TEXT NOT NULL,
+	error            TEXT NOT NULL,
+	request          %[2]s NOT NULL,
+	response         %[2]s NOT NULL,
+	attempts         INTEGER NOT NULL,
+	first_attempt_at BIGINT NOT NULL,
+	failed_at        BIGINT NOT NULL,
+	replay_id        TEXT
+);
+CREATE INDEX dead_letters_by_destination ON dead_letters (destination_id, failed_at);
+CREATE INDEX dead_letters_by_message ON dead_letters (message_id);
+CREATE INDEX dead_letters_by_replay ON dead_letters (replay_id);
+
+CREATE TABLE delivery_replays (
+	id         TEXT PRIMARY KEY,
+	moved      BIGINT NOT NULL,
+	created_at BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL
+);
+`
