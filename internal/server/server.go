@@ -18,6 +18,8 @@ import (
 
 	"github.com/confluxcdp/conflux/internal/collect"
 	"github.com/confluxcdp/conflux/internal/config"
+	"github.com/confluxcdp/conflux/internal/deliver"
+	"github.com/confluxcdp/conflux/internal/deliver/destinations"
 	"github.com/confluxcdp/conflux/internal/httpapi"
 	"github.com/confluxcdp/conflux/internal/process"
 	"github.com/confluxcdp/conflux/internal/process/suppress"
@@ -91,6 +93,7 @@ type Server struct {
 	manager  *config.Manager
 	suppress *suppress.List
 	process  *process.Stage
+	deliver  *deliver.Engine
 	// violations counts tracking-plan violations for the violations API.
 	violations *process.Violations
 	http       *http.Server
@@ -175,6 +178,10 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	s.deliver = deliver.New(deliver.Options{
+		Log: s.log, DB: s.db, Registry: destinations.Builtin(), Workspace: s.manager.Current,
+		Registerer: reg, Logger: opts.Logger.With("component", "deliver"),
+	})
 	s.appender = stream.NewAppender(s.log.JetStream(), stream.AppenderOptions{Registerer: reg})
 	gate := &diskGate{dir: opts.DataDir, min: opts.MinFreeDisk}
 
@@ -188,6 +195,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	collect.NewDebugger(s.log.JetStream(), s.manager.Current).Register(mux, auth)
 	process.RegisterViolationsAPI(mux, auth, s.violations, s.manager.Current)
 	config.NewAPI(repo, s.manager).Register(mux, auth)
+	s.deliver.Register(mux, auth)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -253,6 +261,7 @@ func (s *Server) Run(ctx context.Context) error {
 	workers.Go(func() error { return s.suppress.Run(bg) })
 	workers.Go(func() error { return s.process.Run(bg) })
 	workers.Go(func() error { return s.violations.Run(bg) })
+	workers.Go(func() error { return s.deliver.Run(bg) })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(s.listener) }()

@@ -1,0 +1,327 @@
+package deliver
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/httpapi"
+	"github.com/confluxcdp/conflux/internal/stream"
+)
+
+// Job states, as Centrifuge names them.
+const (
+	StateExecuting     = "executing"
+	StateAwaitingRetry = "awaiting_retry"
+	StateDiscarded     = "discarded"
+	StateExpired       = "expired"
+)
+
+// JobState is where one event stands with one destination.
+type JobState struct {
+	DestinationID string     `json:"destination_id"`
+	MessageID     string     `json:"message_id"`
+	SourceID      string     `json:"source_id"`
+	State         string     `json:"state"`
+	Attempts      int        `json:"attempts"`
+	FirstAttempt  *time.Time `json:"first_attempt_at,omitempty"`
+	NextRetry     *time.Time `json:"next_retry_at,omitempty"`
+	LastStatus    int        `json:"last_status_code,omitempty"`
+	LastReason    string     `json:"last_reason,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	ReplayID      string     `json:"replay_id,omitempty"`
+	DeadLetterID  int64      `json:"dead_letter_id,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func jobState(dest, state string, j *job) JobState {
+	if j == nil {
+		return JobState{DestinationID: dest, State: state}
+	}
+	return JobState{DestinationID: dest, MessageID: j.MessageID, SourceID: j.SourceID, State: state,
+		Attempts: j.Attempts, FirstAttempt: timePtr(j.FirstAttemptAt), NextRetry: timePtr(j.NextAttemptAt),
+		LastStatus: j.LastStatus, LastReason: j.LastReason, LastError: j.LastError, ReplayID: j.ReplayID}
+}
+
+// Register mounts the delivery API on mux, each route wrapped by auth:
+//
+//	GET  /api/v1/jobs?message_id=&destination=        where an event stands with each destination
+//	GET  /api/v1/destinations/{id}/delivery            a queue's position, lag, breaker and backlog
+//	GET  /api/v1/dead-letters?destination=&reason=&from=&to=&message_id=&after=&limit=
+//	POST /api/v1/dead-letters/replay                  put dead letters back into their queues
+//	GET  /api/v1/replays/{id}                         a replay's progress
+func (e *Engine) Register(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
+	mux.Handle("GET /api/v1/jobs", auth(http.HandlerFunc(e.serveJobs)))
+	mux.Handle("GET /api/v1/destinations/{id}/delivery", auth(http.HandlerFunc(e.serveQueue)))
+	mux.Handle("GET /api/v1/dead-letters", auth(http.HandlerFunc(e.serveDeadLetters)))
+	mux.Handle("POST /api/v1/dead-letters/replay", auth(http.HandlerFunc(e.serveReplay)))
+	mux.Handle("GET /api/v1/replays/{id}", auth(http.HandlerFunc(e.serveReplayStatus)))
+}
+
+func badRequest(w http.ResponseWriter, msg string) {
+	httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", msg)
+}
+
+func internalError(w http.ResponseWriter, err error) {
+	httpapi.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
+}
+
+func (e *Engine) serveJobs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	msg, dest := q.Get("message_id"), q.Get("destination")
+	if msg == "" {
+		badRequest(w, "message_id is required: the messageId of the event to look up")
+		return
+	}
+	states := e.inFlight(dest, msg)
+	dests, jobs, err := e.jobs.jobsOf(r.Context(), dest, msg, 100)
+	if err != nil {
+		internalError(w, err)
+		return
+	}
+	for i := range jobs {
+		states = append(states, jobState(dests[i], StateAwaitingRetry, &jobs[i]))
+	}
+	dead, err := e.jobs.deadLetters(r.Context(), deadFilter{Destination: dest, MessageID: msg}, 100)
+	if err != nil {
+		internalError(w, err)
+		return
+	}
+	for _, d := range dead {
+		s := StateDiscarded
+		if d.Reason == DeadExpired {
+			s = StateExpired
+		}
+		states = append(states, JobState{DestinationID: d.DestinationID, MessageID: d.MessageID, SourceID: d.SourceID,
+			State: s, Attempts: d.Attempts, FirstAttempt: timePtr(d.FirstAttemptAt), LastStatus: d.StatusCode,
+			LastReason: d.ErrorReason, LastError: d.Error, ReplayID: d.ReplayID, DeadLetterID: d.ID})
+	}
+	if states == nil {
+		states = []JobState{}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{
+		"message_id": msg,
+		"jobs":       states,
+		"note":       "an event with no job here was delivered or filtered, or is not yet read by its destination's queue (see GET /api/v1/destinations/{id}/delivery)",
+	})
+}
+
+// QueueStatus is a destination queue's state.
+type QueueStatus struct {
+	DestinationID string `json:"destination_id"`
+	Running       bool   `json:"running"`
+	// Position is the processed-stream sequence up to which every event is
+	// finished; LastSeq is the stream's last sequence.
+	Position    uint64 `json:"position"`
+	LastSeq     uint64 `json:"last_seq"`
+	Breaker     string `json:"breaker"`
+	InFlight    int    `json:"in_flight_jobs"`
+	RetryJobs   int64  `json:"awaiting_retry"`
+	DeadLetters int64  `json:"dead_letters"`
+	Concurrency int    `json:"concurrency"`
+	BatchSize   int    `json:"batch_size"`
+	MaxRetryAge string `json:"max_retry_age"`
+	Error       string `json:"error,omitempty"`
+}
+
+func (e *Engine) serveQueue(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ctx := r.Context()
+	st := QueueStatus{DestinationID: id, Breaker: "closed"}
+	e.mu.Lock()
+	run, ok := e.queues[id]
+	e.mu.Unlock()
+	if ok {
+		q := run.q
+		st.Running, st.Concurrency, st.BatchSize, st.MaxRetryAge = true, q.conc, q.batch, q.maxAge.String()
+		if q.newErr != nil {
+			st.Error = q.newErr.Error()
+		}
+		q.brk.mu.Lock()
+		st.Breaker = [...]string{"closed", "half_open", "open"}[q.brk.state]
+		q.brk.mu.Unlock()
+		q.mu.Lock()
+		st.InFlight = len(q.inflight)
+		q.mu.Unlock()
+	}
+	var err error
+	var known bool
+	if st.Position, known, err = e.jobs.position(ctx, id); err == nil && !known && !ok {
+		httpapi.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("destination %q has no delivery queue (unknown or never enabled)", id))
+		return
+	}
+	if err == nil {
+		st.LastSeq, err = e.log.LastSeq(ctx, stream.ProcessedStream)
+	}
+	if err == nil {
+		st.RetryJobs, err = e.jobs.countJobs(ctx, id)
+	}
+	if err == nil {
+		st.DeadLetters, err = e.jobs.countDead(ctx, deadFilter{Destination: id})
+	}
+	if err != nil {
+		internalError(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, st)
+}
+
+// parseDeadFilter reads a dead-letter selection from query values or a
+// JSON body's fields.
+func parseDeadFilter(get func(string) string) (deadFilter, error) {
+	f := deadFilter{Destination: get("destination"), Reason: get("reason"), MessageID: get("message_id")}
+	switch f.Reason {
+	case "", DeadDiscarded, DeadExpired:
+	default:
+		return f, fmt.Errorf("reason %q: want %q or %q", f.Reason, DeadDiscarded, DeadExpired)
+	}
+	for _, p := range []struct {
+		key string
+		t   *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if v := get(p.key); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return f, fmt.Errorf("%s %q: want an RFC 3339 time such as 2026-12-01T09:00:00Z", p.key, v)
+			}
+			*p.t = t
+		}
+	}
+	return f, nil
+}
+
+func parseLimit(v string, def, most int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > most {
+		return 0, fmt.Errorf("limit %q: want a whole number from 1 to %d", v, most)
+	}
+	return n, nil
+}
+
+// deadLetterView is a dead letter as the API shows it.
+type deadLetterView struct {
+	DeadLetter
+	EventJSON json.RawMessage `json:"event"`
+	Request   string          `json:"request"`
+	Response  string          `json:"response"`
+}
+
+func (e *Engine) serveDeadLetters(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := parseDeadFilter(q.Get)
+	if err != nil {
+		badRequest(w, err.Error())
+		return
+	}
+	limit, err := parseLimit(q.Get("limit"), 100, 1000)
+	if err != nil {
+		badRequest(w, err.Error())
+		return
+	}
+	if v := q.Get("after"); v != "" {
+		if f.AfterID, err = strconv.ParseInt(v, 10, 64); err != nil {
+			badRequest(w, fmt.Sprintf("after %q: want the id of the last dead letter of the previous page", v))
+			return
+		}
+	}
+	dead, err := e.jobs.deadLetters(r.Context(), f, limit)
+	if err != nil {
+		internalError(w, err)
+		return
+	}
+	views := make([]deadLetterView, len(dead))
+	for i, d := range dead {
+		views[i] = deadLetterView{DeadLetter: d, EventJSON: d.Event, Request: string(d.Request), Response: string(d.Response)}
+	}
+	total, err := e.jobs.countDead(r.Context(), deadFilter{Destination: f.Destination, Reason: f.Reason,
+		MessageID: f.MessageID, From: f.From, To: f.To})
+	if err != nil {
+		internalError(w, err)
+		return
+	}
+	body := map[string]any{"dead_letters": views, "total": total}
+	if len(dead) == limit {
+		body["next"] = strconv.FormatInt(dead[len(dead)-1].ID, 10)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, body)
+}
+
+// replayRequest selects dead letters to put back into their queues; a
+// call moves at most Limit of them (default 1000) so that a client can
+// show progress, and calls with the same ReplayID add to one replay.
+type replayRequest struct {
+	Destination string `json:"destination"`
+	Reason      string `json:"reason"`
+	MessageID   string `json:"message_id"`
+	From        string `json:"from"`
+	To          string `json:"to"`
+	ReplayID    string `json:"replay_id"`
+	Limit       int    `json:"limit"`
+}
+
+func (e *Engine) serveReplay(w http.ResponseWriter, r *http.Request) {
+	var req replayRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		badRequest(w, fmt.Sprintf("the body must be a JSON object with destination, reason, message_id, from, to, replay_id and limit: %v", err))
+		return
+	}
+	fields := map[string]string{"destination": req.Destination, "reason": req.Reason, "message_id": req.MessageID,
+		"from": req.From, "to": req.To}
+	f, err := parseDeadFilter(func(k string) string { return fields[k] })
+	if err != nil {
+		badRequest(w, err.Error())
+		return
+	}
+	if req.Limit == 0 {
+		req.Limit = 1000
+	}
+	if req.Limit < 1 || req.Limit > 10000 {
+		badRequest(w, fmt.Sprintf("limit %d: want 1 to 10000", req.Limit))
+		return
+	}
+	if req.ReplayID == "" {
+		req.ReplayID = fmt.Sprintf("rp-%d", e.clock.Now().UnixNano())
+	} else if len(req.ReplayID) > 64 {
+		badRequest(w, "replay_id is longer than 64 characters")
+		return
+	}
+	moved, err := e.jobs.requeue(r.Context(), f, req.ReplayID, req.Limit, e.clock.Now())
+	if err != nil {
+		internalError(w, err)
+		return
+	}
+	f.NotReplay = req.ReplayID
+	remaining, err := e.jobs.countDead(r.Context(), f)
+	if err != nil {
+		internalError(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"replay_id": req.ReplayID, "moved": moved, "remaining": remaining})
+}
+
+func (e *Engine) serveReplayStatus(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	st, ok, err := e.jobs.replay(r.Context(), id)
+	if err != nil {
+		internalError(w, err)
+		return
+	}
+	if !ok {
+		httpapi.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no replay %q", id))
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, st)
+}

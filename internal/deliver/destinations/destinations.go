@@ -1,0 +1,16 @@
+// Package destinations lists Conflux's built-in destination types. Adding
+// one is a package beside this file that exports a deliver.Type, and a
+// line in Builtin.
+package destinations
+
+import (
+	"github.com/confluxcdp/conflux/internal/deliver"
+	"github.com/confluxcdp/conflux/internal/deliver/destinations/webhook"
+)
+
+// Builtin returns a registry of every built-in destination type.
+func Builtin() *deliver.Registry {
+	return deliver.NewRegistry(
+		webhook.Type,
+	)
+}

@@ -1,0 +1,265 @@
+package deliver
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/config"
+	"github.com/confluxcdp/conflux/internal/store"
+	"github.com/confluxcdp/conflux/internal/stream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure an [Engine]. Zero values take the documented defaults.
+type Options struct {
+	// Log is where the processed stream is read.
+	Log *stream.Log
+	// DB holds positions, jobs awaiting retry and dead letters.
+	DB *store.DB
+	// Registry holds the destination types.
+	Registry *Registry
+	// Workspace returns the live workspace snapshot.
+	Workspace func() *config.Workspace
+	// Clock is the engine's time. Default: RealClock.
+	Clock Clock
+	// Backoff is the retry schedule. Default: DefaultBackoff.
+	Backoff Backoff
+	// HTTP is the client HTTP destinations use. Default: a client with a
+	// connection pool sized for many concurrent requests per host.
+	HTTP *http.Client
+	// Concurrency is a destination's default concurrency limit. Default: 8.
+	Concurrency int
+	// MaxRetryAge is a destination's default maximum retry age. Default: 4h.
+	MaxRetryAge time.Duration
+	// RetryPoll is how often a queue looks for due jobs. Default: 1s.
+	RetryPoll time.Duration
+	// ConfigPoll is how often the engine looks for a new workspace
+	// snapshot. Default: 1s.
+	ConfigPoll time.Duration
+	// BreakerThreshold is how many failed requests in a row open a
+	// destination's breaker. Default: 5.
+	BreakerThreshold int
+	// BreakerMinOpen and BreakerMaxOpen bound how long an open breaker
+	// waits before its probe. Defaults: 1s and 1m.
+	BreakerMinOpen, BreakerMaxOpen time.Duration
+	Registerer                     prometheus.Registerer
+	Logger                         *slog.Logger
+}
+
+func (o *Options) defaults() {
+	o.Clock = cmp.Or[Clock](o.Clock, RealClock{})
+	if o.Backoff == (Backoff{}) {
+		o.Backoff = DefaultBackoff
+	}
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+			ForceAttemptHTTP2:   true,
+		}}
+	}
+	o.Concurrency = cmp.Or(o.Concurrency, 8)
+	o.MaxRetryAge = cmp.Or(o.MaxRetryAge, 4*time.Hour)
+	o.RetryPoll = cmp.Or(o.RetryPoll, time.Second)
+	o.ConfigPoll = cmp.Or(o.ConfigPoll, time.Second)
+	o.BreakerThreshold = cmp.Or(o.BreakerThreshold, 5)
+	o.BreakerMinOpen = cmp.Or(o.BreakerMinOpen, time.Second)
+	o.BreakerMaxOpen = cmp.Or(o.BreakerMaxOpen, time.Minute)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Engine runs one queue per enabled destination and keeps the set in step
+// with the workspace: a destination added, changed or removed starts,
+// restarts or stops its queue within ConfigPoll.
+type Engine struct {
+	opts  Options
+	log   *stream.Log
+	jobs  *jobStore
+	clock Clock
+	m     *metrics
+
+	mu     sync.Mutex
+	queues map[string]*running
+}
+
+type running struct {
+	q           *queue
+	fingerprint string
+	cancel      context.CancelFunc
+	done        chan struct{}
+}
+
+// New builds an engine; Run starts it.
+func New(opts Options) *Engine {
+	opts.defaults()
+	return &Engine{opts: opts, log: opts.Log, jobs: &jobStore{db: opts.DB}, clock: opts.Clock,
+		m: newMetrics(opts.Registerer), queues: make(map[string]*running)}
+}
+
+// Run delivers until ctx ends, then stops every queue: senders finish the
+// request in hand, the state of finished events is stored, and the rest
+// is read again on the next start.
+func (e *Engine) Run(ctx context.Context) error {
+	defer e.stopAll()
+	version := int64(-1)
+	gauges := time.NewTicker(5 * time.Second)
+	defer gauges.Stop()
+	for {
+		if ws := e.opts.Workspace(); ws.Version != version {
+			version = ws.Version
+			e.reconcile(ctx, ws)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-gauges.C:
+			e.updateGauges(ctx)
+		case <-time.After(e.opts.ConfigPoll):
+		}
+	}
+}
+
+// fingerprint is what, when it changes, restarts a destination's queue.
+// Filters and transformations are read per event and need no restart.
+func fingerprint(d *config.Destination) string {
+	b, _ := json.Marshal(struct {
+		Type     string
+		Name     string
+		Sources  []string
+		Settings map[string]any
+		Delivery any
+	}{d.Type, d.Name, d.Sources, d.Settings, d.Delivery})
+	return string(b)
+}
+
+func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	want := make(map[string]*config.Destination)
+	for i := range ws.Destinations {
+		if d := &ws.Destinations[i]; d.Enabled {
+			want[d.ID] = d
+		}
+	}
+	for id, r := range e.queues {
+		if d, ok := want[id]; !ok || fingerprint(d) != r.fingerprint {
+			r.cancel()
+			<-r.done
+			delete(e.queues, id)
+			e.opts.Logger.Info("delivery queue stopped", "destination", id)
+		}
+	}
+	for id, d := range want {
+		if _, ok := e.queues[id]; ok {
+			continue
+		}
+		q := e.newQueue(ctx, d)
+		qctx, cancel := context.WithCancel(ctx)
+		r := &running{q: q, fingerprint: fingerprint(d), cancel: cancel, done: make(chan struct{})}
+		e.queues[id] = r
+		go func() {
+			defer close(r.done)
+			for {
+				err := q.run(qctx)
+				if qctx.Err() != nil {
+					return
+				}
+				q.log.Error("delivery queue failed; restarting", "err", err)
+				if sleep(qctx, RealClock{}, time.Second) != nil {
+					return
+				}
+			}
+		}()
+		e.opts.Logger.Info("delivery queue started", "destination", id, "type", d.Type, "batch", q.batch, "concurrency", q.conc)
+	}
+}
+
+func (e *Engine) newQueue(ctx context.Context, d *config.Destination) *queue {
+	dest := *d
+	logger := e.opts.Logger.With("destination", dest.ID)
+	q := &queue{e: e, dest: dest, log: logger, m: e.m.forDestination(dest.ID),
+		conc:     cmp.Or(dest.Delivery.Concurrency, e.opts.Concurrency),
+		maxAge:   cmp.Or(time.Duration(dest.Delivery.MaxRetryAge), e.opts.MaxRetryAge),
+		inflight: make(map[string]*item),
+	}
+	q.brk = newBreaker(e.clock, e.opts.BreakerThreshold, e.opts.BreakerMinOpen, e.opts.BreakerMaxOpen, q.m.breakerState)
+	q.lim = newLimiter(e.clock, dest.Delivery.RateLimit)
+	typ, ok := e.opts.Registry.Lookup(dest.Type)
+	if !ok {
+		typ = &Type{Name: dest.Type, MaxBatch: 1}
+		q.newErr = fmt.Errorf("unknown destination type %q (known: %v)", dest.Type, e.opts.Registry.Names())
+	} else {
+		q.d, q.newErr = typ.New(ctx, Config{ID: dest.ID, Settings: dest.Settings, HTTP: e.opts.HTTP, Logger: logger})
+		if q.newErr != nil {
+			q.d = nil
+			q.newErr = fmt.Errorf("destination %q: invalid settings: %w", dest.ID, q.newErr)
+		}
+	}
+	if q.newErr != nil {
+		logger.Error("destination cannot be built; its events are discarded as invalid_settings", "err", q.newErr)
+	}
+	q.typ, q.route, q.batch = typ, newRouting(&q.dest, typ), typ.batchSize(dest.Settings)
+	q.work = make(chan []*item, q.conc)
+	q.writes = make(chan written, 4*q.batch*q.conc)
+	return q
+}
+
+func (e *Engine) stopAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, r := range e.queues {
+		r.cancel()
+		<-r.done
+		delete(e.queues, id)
+	}
+}
+
+func (e *Engine) updateGauges(ctx context.Context) {
+	e.mu.Lock()
+	ids := make([]string, 0, len(e.queues))
+	for id := range e.queues {
+		ids = append(ids, id)
+	}
+	e.mu.Unlock()
+	for _, id := range ids {
+		if n, err := e.jobs.countJobs(ctx, id); err == nil {
+			e.m.jobs.WithLabelValues(id).Set(float64(n))
+		}
+		if n, err := e.jobs.countDead(ctx, deadFilter{Destination: id}); err == nil {
+			e.m.dead.WithLabelValues(id).Set(float64(n))
+		}
+	}
+}
+
+// inFlight returns the jobs being tried now for a message id.
+func (e *Engine) inFlight(dest, messageID string) []JobState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []JobState
+	for id, r := range e.queues {
+		if dest != "" && id != dest {
+			continue
+		}
+		r.q.mu.Lock()
+		for _, it := range r.q.inflight {
+			if it.ev.MessageID == messageID {
+				out = append(out, jobState(id, StateExecuting, it.job))
+			}
+		}
+		r.q.mu.Unlock()
+	}
+	return out
+}

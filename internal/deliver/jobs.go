@@ -1,0 +1,463 @@
+package deliver
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/store"
+)
+
+// job is an event awaiting retry for one destination: a row of
+// delivery_jobs.
+type job struct {
+	// ID is "<processed seq>.<record index>" for an event read from the
+	// log, "r<dead letter id>" for a replayed one.
+	ID             string
+	MessageID      string
+	SourceID       string
+	Type           string
+	Event          []byte
+	ReceivedAt     time.Time
+	Attempts       int
+	FirstAttemptAt time.Time
+	NextAttemptAt  time.Time
+	LastStatus     int
+	LastReason     string
+	LastError      string
+	ReplayID       string
+}
+
+// DeadLetter is a discarded or expired event, with its last attempt.
+type DeadLetter struct {
+	ID            int64     `json:"id"`
+	DestinationID string    `json:"destination_id"`
+	MessageID     string    `json:"message_id"`
+	SourceID      string    `json:"source_id"`
+	EventType     string    `json:"event_type"`
+	Event         []byte    `json:"-"`
+	ReceivedAt    time.Time `json:"received_at"`
+	// Reason is "discarded" or "expired".
+	Reason string `json:"reason"`
+	// StatusCode is the destination's last HTTP status (0: none).
+	StatusCode int `json:"status_code"`
+	// ErrorReason is the last attempt's machine reason, e.g. "http_400".
+	ErrorReason    string    `json:"error_reason"`
+	Error          string    `json:"error"`
+	Request        []byte    `json:"-"`
+	Response       []byte    `json:"-"`
+	Attempts       int       `json:"attempts"`
+	FirstAttemptAt time.Time `json:"first_attempt_at"`
+	FailedAt       time.Time `json:"failed_at"`
+	ReplayID       string    `json:"replay_id,omitempty"`
+}
+
+// Dead-letter reasons.
+const (
+	DeadDiscarded = "discarded"
+	DeadExpired   = "expired"
+)
+
+// opKind is what a state write does.
+type opKind uint8
+
+const (
+	opSchedule opKind = iota + 1 // a log event's first failure: insert its job
+	opRetry                      // a job failed again: update it
+	opDone                       // a job was delivered: delete it
+	opDead                       // dead-letter the event (and delete its job)
+)
+
+// op is one write to the delivery state, made by a queue's writer.
+type op struct {
+	kind opKind
+	job  job
+	dead *DeadLetter
+	// fromJob: the event came from delivery_jobs (so it has a row).
+	fromJob bool
+}
+
+// jobStore reads and writes the delivery tables of the state store.
+type jobStore struct {
+	db *store.DB
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// position returns a destination's stored position, and false when it has
+// none yet.
+func (s *jobStore) position(ctx context.Context, dest string) (uint64, bool, error) {
+	var seq int64
+	err := s.db.SQL().QueryRowContext(ctx, s.db.Rebind(`SELECT seq FROM delivery_positions WHERE destination_id = ?`), dest).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("reading the delivery position of destination %q: %w", dest, err)
+	}
+	return uint64(seq), true, nil
+}
+
+// apply writes ops and, when pos > 0, the destination's position, in one
+// transaction.
+func (s *jobStore) apply(ctx context.Context, dest string, ops []op, pos uint64, now time.Time) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		for i := range ops {
+			if err := s.applyOne(ctx, tx, dest, &ops[i]); err != nil {
+				return fmt.Errorf("writing the delivery state of destination %q: %w", dest, err)
+			}
+		}
+		if pos > 0 {
+			if err := s.setPosition(ctx, tx, dest, pos, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// initPosition stores a new destination's first position.
+func (s *jobStore) initPosition(ctx context.Context, dest string, pos uint64, now time.Time) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error { return s.setPosition(ctx, tx, dest, pos, now) })
+}
+
+func (s *jobStore) setPosition(ctx context.Context, tx *sql.Tx, dest string, pos uint64, now time.Time) error {
+	_, err := tx.ExecContext(ctx, s.db.Rebind(`
+INSERT INTO delivery_positions (destination_id, seq, updated_at) VALUES (?, ?, ?)
+ON CONFLICT (destination_id) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`),
+		dest, int64(pos), ms(now))
+	if err != nil {
+		return fmt.Errorf("saving the delivery position %d of destination %q: %w", pos, dest, err)
+	}
+	return nil
+}
+
+func (s *jobStore) applyOne(ctx context.Context, tx *sql.Tx, dest string, o *op) error {
+	j := &o.job
+	var err error
+	switch o.kind {
+	case opSchedule:
+		_, err = tx.ExecContext(ctx, s.db.Rebind(`
+INSERT INTO delivery_jobs (destination_id, id, message_id, source_id, event_type, event, received_at, attempts,
+	first_attempt_at, next_attempt_at, last_status, last_reason, last_error, replay_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (destination_id, id) DO NOTHING`),
+			dest, j.ID, j.MessageID, j.SourceID, j.Type, string(j.Event), ms(j.ReceivedAt), j.Attempts,
+			ms(j.FirstAttemptAt), ms(j.NextAttemptAt), j.LastStatus, j.LastReason, j.LastError, nullString(j.ReplayID))
+	case opRetry:
+		_, err = tx.ExecContext(ctx, s.db.Rebind(`
+UPDATE delivery_jobs SET attempts = ?, next_attempt_at = ?, last_status = ?, last_reason = ?, last_error = ?
+WHERE destination_id = ? AND id = ?`),
+			j.Attempts, ms(j.NextAttemptAt), j.LastStatus, j.LastReason, j.LastError, dest, j.ID)
+	case opDone:
+		_, err = tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM delivery_jobs WHERE destination_id = ? AND id = ?`), dest, j.ID)
+	case opDead:
+		d := o.dead
+		_, err = tx.ExecContext(ctx, s.db.Rebind(`
+INSERT INTO dead_letters (destination_id, message_id, source_id, event_type, event, received_at, reason, status_code,
+	error_reason, error, request, response, attempts, first_attempt_at, failed_at, replay_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			dest, d.MessageID, d.SourceID, d.EventType, string(d.Event), ms(d.ReceivedAt), d.Reason, d.StatusCode,
+			d.ErrorReason, d.Error, nonNil(d.Request), nonNil(d.Response), d.Attempts, ms(d.FirstAttemptAt), ms(d.FailedAt),
+			nullString(d.ReplayID))
+		if err == nil && o.fromJob {
+			_, err = tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM delivery_jobs WHERE destination_id = ? AND id = ?`), dest, j.ID)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("job %s (message %s): %w", j.ID, j.MessageID, err)
+	}
+	return nil
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// due returns up to limit jobs of dest whose next attempt is at or before
+// now, oldest first, leaving out those in skip (in flight).
+func (s *jobStore) due(ctx context.Context, dest string, now time.Time, limit int, skip func(id string) bool) ([]job, error) {
+	rows, err := s.db.SQL().QueryContext(ctx, s.db.Rebind(`
+SELECT `+jobColumns+` FROM delivery_jobs
+WHERE destination_id = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`), dest, ms(now), limit+256)
+	if err != nil {
+		return nil, fmt.Errorf("reading the due jobs of destination %q: %w", dest, err)
+	}
+	defer rows.Close()
+	var out []job
+	for rows.Next() && len(out) < limit {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("reading the due jobs of destination %q: %w", dest, err)
+		}
+		if !skip(j.ID) {
+			out = append(out, j)
+		}
+	}
+	return out, rows.Err()
+}
+
+const jobColumns = `id, message_id, source_id, event_type, event, received_at, attempts, first_attempt_at,
+	next_attempt_at, last_status, last_reason, last_error, COALESCE(replay_id, '')`
+
+type scanner interface{ Scan(dest ...any) error }
+
+// scanJob scans jobColumns, then extra.
+func scanJob(r scanner, extra ...any) (job, error) {
+	var j job
+	var event string
+	var recv, first, next int64
+	err := r.Scan(append([]any{&j.ID, &j.MessageID, &j.SourceID, &j.Type, &event, &recv, &j.Attempts, &first, &next,
+		&j.LastStatus, &j.LastReason, &j.LastError, &j.ReplayID}, extra...)...)
+	j.Event = []byte(event)
+	j.ReceivedAt, j.FirstAttemptAt, j.NextAttemptAt = fromMS(recv), fromMS(first), fromMS(next)
+	return j, err
+}
+
+// countJobs returns how many jobs dest has awaiting retry.
+func (s *jobStore) countJobs(ctx context.Context, dest string) (int64, error) {
+	var n int64
+	err := s.db.SQL().QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM delivery_jobs WHERE destination_id = ?`), dest).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("counting the jobs of destination %q: %w", dest, err)
+	}
+	return n, nil
+}
+
+// deadFilter selects dead letters.
+type deadFilter struct {
+	Destination string
+	Reason      string // discarded | expired | "" for both
+	MessageID   string
+	From, To    time.Time // failed_at in [From, To); zero: unbounded
+	ReplayID    string
+	// NotReplay leaves out the dead letters of this replay (those that
+	// failed again), so that a replay ends.
+	NotReplay string
+	AfterID   int64 // pagination: ids greater than this
+}
+
+func (f deadFilter) where() (string, []any) {
+	var conds []string
+	var args []any
+	add := func(c string, v any) { conds = append(conds, c); args = append(args, v) }
+	if f.Destination != "" {
+		add("destination_id = ?", f.Destination)
+	}
+	if f.Reason != "" {
+		add("reason = ?", f.Reason)
+	}
+	if f.MessageID != "" {
+		add("message_id = ?", f.MessageID)
+	}
+	if !f.From.IsZero() {
+		add("failed_at >= ?", ms(f.From))
+	}
+	if !f.To.IsZero() {
+		add("failed_at < ?", ms(f.To))
+	}
+	if f.ReplayID != "" {
+		add("replay_id = ?", f.ReplayID)
+	}
+	if f.NotReplay != "" {
+		add("COALESCE(replay_id, '') <> ?", f.NotReplay)
+	}
+	if f.AfterID > 0 {
+		add("id > ?", f.AfterID)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+const deadColumns = `id, destination_id, message_id, source_id, event_type, event, received_at, reason, status_code,
+	error_reason, error, request, response, attempts, first_attempt_at, failed_at, COALESCE(replay_id, '')`
+
+func scanDead(r scanner) (DeadLetter, error) {
+	var d DeadLetter
+	var event string
+	var recv, first, failed int64
+	err := r.Scan(&d.ID, &d.DestinationID, &d.MessageID, &d.SourceID, &d.EventType, &event, &recv, &d.Reason,
+		&d.StatusCode, &d.ErrorReason, &d.Error, &d.Request, &d.Response, &d.Attempts, &first, &failed, &d.ReplayID)
+	d.Event = []byte(event)
+	d.ReceivedAt, d.FirstAttemptAt, d.FailedAt = fromMS(recv), fromMS(first), fromMS(failed)
+	return d, err
+}
+
+// deadLetters lists dead letters matching f, by id, at most limit.
+func (s *jobStore) deadLetters(ctx context.Context, f deadFilter, limit int) ([]DeadLetter, error) {
+	where, args := f.where()
+	rows, err := s.db.SQL().QueryContext(ctx, s.db.Rebind(`SELECT `+deadColumns+` FROM dead_letters`+where+` ORDER BY id LIMIT ?`),
+		append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("listing dead letters: %w", err)
+	}
+	defer rows.Close()
+	var out []DeadLetter
+	for rows.Next() {
+		d, err := scanDead(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing dead letters: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// countDead counts the dead letters matching f.
+func (s *jobStore) countDead(ctx context.Context, f deadFilter) (int64, error) {
+	where, args := f.where()
+	var n int64
+	if err := s.db.SQL().QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM dead_letters`+where), args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting dead letters: %w", err)
+	}
+	return n, nil
+}
+
+// requeue moves up to limit dead letters matching f back into
+// delivery_jobs, due at now with no attempts, tagged with replayID, and
+// returns how many it moved. f.ReplayID must be empty: a replay takes
+// dead letters of no replay or of earlier ones alike.
+func (s *jobStore) requeue(ctx context.Context, f deadFilter, replayID string, limit int, now time.Time) (int, error) {
+	var moved int
+	f.NotReplay = replayID
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		where, args := f.where()
+		rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT `+deadColumns+` FROM dead_letters`+where+` ORDER BY id LIMIT ?`), append(args, limit)...)
+		if err != nil {
+			return err
+		}
+		var batch []DeadLetter
+		for rows.Next() {
+			d, err := scanDead(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			batch = append(batch, d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, d := range batch {
+			o := op{kind: opSchedule, job: job{
+				ID: fmt.Sprintf("r%d", d.ID), MessageID: d.MessageID, SourceID: d.SourceID, Type: d.EventType,
+				Event: d.Event, ReceivedAt: d.ReceivedAt, FirstAttemptAt: now, NextAttemptAt: now,
+				LastStatus: d.StatusCode, LastReason: d.ErrorReason, LastError: d.Error, ReplayID: replayID,
+			}}
+			if err := s.applyOne(ctx, tx, d.DestinationID, &o); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM dead_letters WHERE id = ?`), d.ID); err != nil {
+				return err
+			}
+		}
+		moved = len(batch)
+		_, err = tx.ExecContext(ctx, s.db.Rebind(`
+INSERT INTO delivery_replays (id, moved, created_at, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET moved = delivery_replays.moved + excluded.moved, updated_at = excluded.updated_at`),
+			replayID, moved, ms(now), ms(now))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("replaying dead letters: %w", err)
+	}
+	return moved, nil
+}
+
+// ReplayStatus is the progress of a replay: of Moved events put back into
+// the queues, Pending await delivery, Failed were dead-lettered again, and
+// the rest were delivered.
+type ReplayStatus struct {
+	ID        string    `json:"id"`
+	Moved     int64     `json:"moved"`
+	Pending   int64     `json:"pending"`
+	Failed    int64     `json:"failed"`
+	Delivered int64     `json:"delivered"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// replay returns a replay's progress, and false when there is no such
+// replay.
+func (s *jobStore) replay(ctx context.Context, id string) (ReplayStatus, bool, error) {
+	r := ReplayStatus{ID: id}
+	var created, updated int64
+	err := s.db.SQL().QueryRowContext(ctx, s.db.Rebind(`SELECT moved, created_at, updated_at FROM delivery_replays WHERE id = ?`), id).
+		Scan(&r.Moved, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, false, nil
+	}
+	if err == nil {
+		err = s.db.SQL().QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM delivery_jobs WHERE replay_id = ?`), id).Scan(&r.Pending)
+	}
+	if err == nil {
+		r.Failed, err = s.countDead(ctx, deadFilter{ReplayID: id})
+	}
+	if err != nil {
+		return r, false, fmt.Errorf("reading replay %q: %w", id, err)
+	}
+	r.CreatedAt, r.UpdatedAt = fromMS(created), fromMS(updated)
+	r.Delivered = max(r.Moved-r.Pending-r.Failed, 0)
+	return r, true, nil
+}
+
+// jobsOf returns the jobs awaiting retry for a message id (any
+// destination when dest is empty), at most limit.
+func (s *jobStore) jobsOf(ctx context.Context, dest, messageID string, limit int) ([]string, []job, error) {
+	q := `SELECT ` + jobColumns + `, destination_id FROM delivery_jobs WHERE 1 = 1`
+	var args []any
+	if messageID != "" {
+		q += ` AND message_id = ?`
+		args = append(args, messageID)
+	}
+	if dest != "" {
+		q += ` AND destination_id = ?`
+		args = append(args, dest)
+	}
+	q += ` ORDER BY next_attempt_at LIMIT ?`
+	rows, err := s.db.SQL().QueryContext(ctx, s.db.Rebind(q), append(args, limit)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading jobs: %w", err)
+	}
+	defer rows.Close()
+	var dests []string
+	var out []job
+	for rows.Next() {
+		var d string
+		j, err := scanJob(rows, &d)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading jobs: %w", err)
+		}
+		dests = append(dests, d)
+		out = append(out, j)
+	}
+	return dests, out, rows.Err()
+}

@@ -1,0 +1,110 @@
+package deliver
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Event outcomes counted in conflux_deliver_events_total.
+const (
+	outcomeDelivered = "delivered"
+	outcomeRetried   = "retried"
+	outcomeDiscarded = "discarded"
+	outcomeExpired   = "expired"
+)
+
+// metrics are the engine's Prometheus series, labelled by destination.
+type metrics struct {
+	events   *prometheus.CounterVec
+	attempts *prometheus.CounterVec
+	requests *prometheus.HistogramVec
+	latency  *prometheus.HistogramVec
+	lag      *prometheus.GaugeVec
+	jobs     *prometheus.GaugeVec
+	dead     *prometheus.GaugeVec
+	breaker  *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "conflux_deliver_events_total",
+			Help: "Events by destination and outcome: delivered, retried (an attempt failed and a retry is scheduled), discarded, expired, or skipped by integrations, filtered or sampled.",
+		}, []string{"destination", "outcome"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "conflux_deliver_attempts_total",
+			Help: "Delivery attempts of events by destination, result (delivered, retry, discard) and reason (http_<status>, timeout, connection, …; empty when delivered).",
+		}, []string{"destination", "result", "reason"}),
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "conflux_deliver_request_duration_seconds",
+			Help:    "Time a destination took to answer one request (one batch).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"destination"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "conflux_deliver_latency_seconds",
+			Help:    "End-to-end latency of delivered events: receivedAt to the destination's acknowledgement.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 3, 14),
+		}, []string{"destination"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "conflux_deliver_lag_messages",
+			Help: "Messages of the processed stream after the one a destination's queue read last.",
+		}, []string{"destination"}),
+		jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "conflux_deliver_retry_jobs",
+			Help: "Events awaiting retry per destination.",
+		}, []string{"destination"}),
+		dead: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "conflux_deliver_dead_letters",
+			Help: "Events in the dead-letter store per destination (discarded or expired, not replayed).",
+		}, []string{"destination"}),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "conflux_deliver_breaker_state",
+			Help: "A destination's circuit breaker: 0 closed, 1 half-open (probing), 2 open.",
+		}, []string{"destination"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.events, m.attempts, m.requests, m.latency, m.lag, m.jobs, m.dead, m.breaker)
+	}
+	return m
+}
+
+// queueMetrics are one destination's series.
+type queueMetrics struct {
+	m        *metrics
+	dest     string
+	requests prometheus.Observer
+	latency  prometheus.Observer
+	lag      prometheus.Gauge
+	breaker  prometheus.Gauge
+	counters map[string]prometheus.Counter
+}
+
+func (m *metrics) forDestination(dest string) *queueMetrics {
+	q := &queueMetrics{m: m, dest: dest,
+		requests: m.requests.WithLabelValues(dest),
+		latency:  m.latency.WithLabelValues(dest),
+		lag:      m.lag.WithLabelValues(dest),
+		breaker:  m.breaker.WithLabelValues(dest),
+		counters: make(map[string]prometheus.Counter),
+	}
+	for _, o := range []string{outcomeDelivered, outcomeRetried, outcomeDiscarded, outcomeExpired,
+		string(skipIntegrations), string(skipFiltered), string(skipSampled)} {
+		q.counters[o] = m.events.WithLabelValues(dest, o)
+	}
+	return q
+}
+
+func (q *queueMetrics) events(outcome string)       { q.counters[outcome].Inc() }
+func (q *queueMetrics) skipped(reason string)       { q.counters[reason].Inc() }
+func (q *queueMetrics) breakerState(s breakerState) { q.breaker.Set(float64(s)) }
+
+func (q *queueMetrics) attempt(r Result) {
+	reason := r.Reason
+	if r.Outcome == Delivered {
+		reason = ""
+	} else if reason == "" && r.StatusCode != 0 {
+		reason = "http_" + strconv.Itoa(r.StatusCode)
+	}
+	q.m.attempts.WithLabelValues(q.dest, r.Outcome.String(), reason).Inc()
+}

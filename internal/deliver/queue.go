@@ -1,0 +1,456 @@
+package deliver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/config"
+	"github.com/confluxcdp/conflux/internal/event"
+	"github.com/confluxcdp/conflux/internal/stream"
+)
+
+// item is one event in a queue: read from the log (seq > 0) or loaded
+// from delivery_jobs (job != nil).
+type item struct {
+	ev  Event
+	seq uint64
+	idx int
+	job *job
+}
+
+func (it *item) jobID() string {
+	if it.job != nil {
+		return it.job.ID
+	}
+	return strconv.FormatUint(it.seq, 10) + "." + strconv.Itoa(it.idx)
+}
+
+// written is a batch of state writes and the items they finish.
+type written struct {
+	ops   []op
+	items []*item
+}
+
+// queue delivers to one destination: a reader of the processed stream
+// from the queue's own position, a retrier of its due jobs, senders up to
+// its concurrency, and a writer of its state. Nothing it does waits on
+// another queue.
+type queue struct {
+	e      *Engine
+	dest   config.Destination
+	typ    *Type
+	route  *routing
+	d      Destination // nil when New failed: every event is discarded
+	newErr error
+	batch  int
+	conc   int
+	maxAge time.Duration
+	brk    *breaker
+	lim    *limiter
+	track  *tracker
+	log    *slog.Logger
+	m      *queueMetrics
+	work   chan []*item
+	writes chan written
+
+	mu       sync.Mutex
+	inflight map[string]*item // job id → item, for jobs being tried
+	saved    uint64           // the position last stored
+}
+
+func (q *queue) run(ctx context.Context) error {
+	pos, ok, err := q.e.jobs.position(ctx, q.dest.ID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// A new destination gets the events that arrive from now on.
+		if pos, err = q.e.log.LastSeq(ctx, stream.ProcessedStream); err != nil {
+			return err
+		}
+		if err := q.e.jobs.initPosition(ctx, q.dest.ID, pos, q.e.clock.Now()); err != nil {
+			return err
+		}
+	}
+	q.track, q.saved = newTracker(pos), pos
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var workers sync.WaitGroup
+	for range q.conc {
+		workers.Go(func() { q.sender(ctx) })
+	}
+	workers.Go(func() { q.reader(ctx, pos+1) })
+	workers.Go(func() { q.retrier(ctx) })
+	writerDone := make(chan struct{})
+	go func() { defer close(writerDone); q.writer() }()
+
+	<-ctx.Done()
+	workers.Wait()
+	close(q.writes)
+	<-writerDone
+	if q.d != nil {
+		if err := q.d.Close(); err != nil {
+			q.log.Warn("closing destination", "err", err)
+		}
+	}
+	return nil
+}
+
+// reader reads the processed stream from seq from and feeds the senders.
+// When they are all busy (a slow or failing destination) it waits, and so
+// the backlog stays in the log, not in memory or in the retry store.
+func (q *queue) reader(ctx context.Context, from uint64) {
+	for {
+		err := q.readFrom(ctx, from)
+		if ctx.Err() != nil {
+			return
+		}
+		q.log.Warn("reading the processed stream failed; retrying", "from", from, "err", err)
+		// Read again from where every message is finished, once none is
+		// open, so that this process sends nothing twice.
+		if sleep(ctx, RealClock{}, time.Second) != nil {
+			return
+		}
+		for q.track.unfinished() > 0 {
+			if sleep(ctx, RealClock{}, 50*time.Millisecond) != nil {
+				return
+			}
+		}
+		from = q.track.position() + 1
+	}
+}
+
+func (q *queue) readFrom(ctx context.Context, from uint64) error {
+	r, err := q.e.log.Read(ctx, stream.ProcessedStream, from)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	var pending []*item
+	flush := func() bool {
+		if len(pending) == 0 {
+			return true
+		}
+		select {
+		case q.work <- pending:
+			pending = nil
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		msgs, err := r.Next(ctx, 4*stream.MaxMessageBytes, 2*time.Millisecond)
+		if err != nil {
+			return err
+		}
+		ws := q.e.opts.Workspace()
+		for _, m := range msgs {
+			q.track.open(m.Seq)
+			idx := 0
+			for rec, err := range event.Records(m.Data) {
+				if err != nil {
+					q.log.Error("a processed message is malformed; its remaining records are skipped", "seq", m.Seq, "err", err)
+					break
+				}
+				i := idx
+				idx++
+				if !q.route.sources[rec.SourceID] {
+					continue
+				}
+				ev, skip, err := q.route.prepare(ws, rec)
+				if err != nil {
+					q.log.Error("an event cannot be prepared for the destination; it is discarded", "seq", m.Seq, "err", err)
+					q.track.add()
+					it := &item{ev: ev, seq: m.Seq, idx: i}
+					if ev.JSON == nil {
+						it.ev.JSON = rec.JSON
+					}
+					q.finish(it, Result{Outcome: Discard, Reason: ReasonInvalidEvent, Error: err.Error()})
+					continue
+				}
+				if skip != skipNone {
+					q.m.skipped(string(skip))
+					continue
+				}
+				q.track.add()
+				pending = append(pending, &item{ev: ev, seq: m.Seq, idx: i})
+				if len(pending) == q.batch && !flush() {
+					q.track.seal()
+					return ctx.Err()
+				}
+			}
+			q.track.seal()
+			q.m.lag.Set(float64(m.Pending))
+		}
+		if !flush() {
+			return ctx.Err()
+		}
+	}
+}
+
+// retrier feeds the senders the jobs whose retry time has come.
+func (q *queue) retrier(ctx context.Context) {
+	for {
+		if sleep(ctx, RealClock{}, q.e.opts.RetryPoll) != nil {
+			return
+		}
+		if !q.brk.closed() && q.track.unfinished() > 0 {
+			continue // the reader's events probe the breaker
+		}
+		jobs, err := q.e.jobs.due(ctx, q.dest.ID, q.e.clock.Now(), q.batch*q.conc, func(id string) bool {
+			q.mu.Lock()
+			defer q.mu.Unlock()
+			_, busy := q.inflight[id]
+			return busy
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				q.log.Warn("loading due jobs failed", "err", err)
+			}
+			continue
+		}
+		var pending []*item
+		for i := range jobs {
+			j := &jobs[i]
+			it := &item{job: j, ev: Event{MessageID: j.MessageID, SourceID: j.SourceID, Type: j.Type, JSON: j.Event,
+				ReceivedAt: j.ReceivedAt, Attempt: j.Attempts + 1}}
+			q.mu.Lock()
+			q.inflight[j.ID] = it
+			q.mu.Unlock()
+			pending = append(pending, it)
+			if len(pending) == q.batch || i == len(jobs)-1 {
+				select {
+				case q.work <- pending:
+					pending = nil
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}
+}
+
+// sender takes batches, waits for the breaker and the rate limit, sends,
+// and hands each outcome to the writer.
+func (q *queue) sender(ctx context.Context) {
+	for {
+		var items []*item
+		select {
+		case <-ctx.Done():
+			return
+		case items = <-q.work:
+		}
+		// Events that grew too old while they waited are not sent.
+		now := q.e.clock.Now()
+		live := items[:0]
+		for _, it := range items {
+			if q.expired(it, now) {
+				q.finish(it, Result{Outcome: Retry, Reason: ReasonExpired, Error: "older than the destination's maximum retry age before it could be sent"})
+				continue
+			}
+			live = append(live, it)
+		}
+		if len(live) == 0 {
+			continue
+		}
+		probe, err := q.brk.wait(ctx)
+		if err == nil {
+			err = q.lim.wait(ctx)
+		}
+		if err != nil {
+			return // unfinished: read or loaded again after the restart
+		}
+		results := q.send(ctx, live)
+		if ctx.Err() != nil {
+			return
+		}
+		ok, retryAfter := false, time.Duration(0)
+		for i, r := range results {
+			ok = ok || r.Outcome != Retry
+			retryAfter = max(retryAfter, r.RetryAfter)
+			q.finish(live[i], r)
+		}
+		q.brk.record(ok, probe)
+		if retryAfter > 0 {
+			q.brk.hold(retryAfter)
+		}
+	}
+}
+
+func (q *queue) send(ctx context.Context, items []*item) []Result {
+	evs := make([]*Event, len(items))
+	for i, it := range items {
+		evs[i] = &it.ev
+	}
+	start := time.Now()
+	var results []Result
+	if q.d == nil {
+		r := Result{Outcome: Discard, Reason: ReasonInvalidSettings, Error: q.newErr.Error()}
+		results = make([]Result, len(items))
+		for i := range results {
+			results[i] = r
+		}
+	} else {
+		results = q.d.Send(ctx, evs)
+	}
+	q.m.requests.Observe(time.Since(start).Seconds())
+	if len(results) != len(items) {
+		q.log.Error("destination returned the wrong number of results; retrying the batch", "want", len(items), "got", len(results))
+		r := Result{Outcome: Retry, Reason: ReasonDestinationError, Error: fmt.Sprintf("destination returned %d results for %d events", len(results), len(items))}
+		results = make([]Result, len(items))
+		for i := range results {
+			results[i] = r
+		}
+	}
+	return results
+}
+
+func (q *queue) expired(it *item, now time.Time) bool {
+	return !it.ev.ReceivedAt.IsZero() && now.Sub(it.ev.ReceivedAt) > q.maxAge
+}
+
+// finish records the outcome of an attempt: a delivered log event is
+// finished at once; everything else becomes a state write, finished when
+// the writer has stored it.
+func (q *queue) finish(it *item, r Result) {
+	now := q.e.clock.Now()
+	q.m.attempt(r)
+	if r.Outcome == Delivered {
+		q.m.events(outcomeDelivered)
+		if !it.ev.ReceivedAt.IsZero() {
+			q.m.latency.Observe(now.Sub(it.ev.ReceivedAt).Seconds())
+		}
+		if it.job == nil {
+			q.track.done(it.seq)
+			return
+		}
+		q.writes <- written{ops: []op{{kind: opDone, job: *it.job, fromJob: true}}, items: []*item{it}}
+		return
+	}
+	j := job{ID: it.jobID(), MessageID: it.ev.MessageID, SourceID: it.ev.SourceID, Type: it.ev.Type, Event: it.ev.JSON,
+		ReceivedAt: it.ev.ReceivedAt, Attempts: it.ev.Attempt, FirstAttemptAt: now,
+		LastStatus: r.StatusCode, LastReason: r.Reason, LastError: r.Error}
+	if it.job != nil {
+		j.FirstAttemptAt, j.ReplayID = it.job.FirstAttemptAt, it.job.ReplayID
+	}
+	if r.Reason == ReasonExpired {
+		j.Attempts-- // expired before this attempt was made
+	}
+	o := op{job: j, fromJob: it.job != nil}
+	switch {
+	case r.Outcome == Retry:
+		next := now.Add(q.e.opts.Backoff.Delay(it.ev.Attempt))
+		if r.RetryAfter > 0 {
+			next = maxTime(next, now.Add(r.RetryAfter))
+		}
+		if r.Reason == ReasonExpired || (!it.ev.ReceivedAt.IsZero() && next.Sub(it.ev.ReceivedAt) > q.maxAge) {
+			o.kind, o.dead = opDead, q.deadLetter(&j, r, DeadExpired, now)
+			q.m.events(outcomeExpired)
+			break
+		}
+		o.job.NextAttemptAt = next
+		o.kind = opSchedule
+		if it.job != nil {
+			o.kind = opRetry
+		}
+		q.m.events(outcomeRetried)
+	default:
+		o.kind, o.dead = opDead, q.deadLetter(&j, r, DeadDiscarded, now)
+		q.m.events(outcomeDiscarded)
+	}
+	q.writes <- written{ops: []op{o}, items: []*item{it}}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func (q *queue) deadLetter(j *job, r Result, reason string, now time.Time) *DeadLetter {
+	return &DeadLetter{DestinationID: q.dest.ID, MessageID: j.MessageID, SourceID: j.SourceID, EventType: j.Type,
+		Event: j.Event, ReceivedAt: j.ReceivedAt, Reason: reason, StatusCode: r.StatusCode, ErrorReason: r.Reason,
+		Error: r.Error, Request: r.Request, Response: r.Response, Attempts: j.Attempts, FirstAttemptAt: j.FirstAttemptAt,
+		FailedAt: now, ReplayID: j.ReplayID}
+}
+
+// writer stores state writes in transactions of up to a few thousand,
+// with the position the tracker reached, and then finishes their items.
+// It saves the position at least every second when it moved, and once
+// more when the queue stops.
+func (q *queue) writer() {
+	ctx := context.Background() // a write in progress is finished even when the queue stops
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		var batch written
+		open := true
+		select {
+		case w, ok := <-q.writes:
+			if !ok {
+				open = false
+				break
+			}
+			batch = w
+		gather:
+			for len(batch.ops) < 2000 {
+				select {
+				case w, ok := <-q.writes:
+					if !ok {
+						open = false
+						break gather
+					}
+					batch.ops = append(batch.ops, w.ops...)
+					batch.items = append(batch.items, w.items...)
+				default:
+					break gather
+				}
+			}
+		case <-tick.C:
+		}
+		q.store(ctx, batch)
+		if !open {
+			q.store(ctx, written{}) // the final position
+			return
+		}
+	}
+}
+
+// store writes one batch, retrying until it succeeds: the queue's events
+// are not finished, and so not skipped, until it has.
+func (q *queue) store(ctx context.Context, w written) {
+	pos := q.track.position()
+	if pos <= q.saved {
+		pos = 0
+	}
+	if len(w.ops) == 0 && pos == 0 {
+		return
+	}
+	for attempt := 1; ; attempt++ {
+		err := q.e.jobs.apply(ctx, q.dest.ID, w.ops, pos, q.e.clock.Now())
+		if err == nil {
+			break
+		}
+		q.log.Warn("storing delivery state failed; retrying", "ops", len(w.ops), "attempt", attempt, "err", err)
+		time.Sleep(min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second))
+	}
+	if pos > 0 {
+		q.saved = pos
+	}
+	for _, it := range w.items {
+		if it.job == nil {
+			q.track.done(it.seq)
+			continue
+		}
+		q.mu.Lock()
+		delete(q.inflight, it.job.ID)
+		q.mu.Unlock()
+	}
+}

@@ -1,0 +1,113 @@
+package deliver
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/config"
+	"github.com/confluxcdp/conflux/internal/event"
+)
+
+// routing is what a queue knows to pick and prepare its events.
+type routing struct {
+	dest    *config.Destination
+	typ     *Type
+	sources map[string]bool
+}
+
+func newRouting(d *config.Destination, t *Type) *routing {
+	r := &routing{dest: d, typ: t, sources: make(map[string]bool, len(d.Sources))}
+	for _, s := range d.Sources {
+		r.sources[s] = true
+	}
+	return r
+}
+
+// skipReason says why an event of a destination's source is not sent.
+type skipReason string
+
+const (
+	skipNone         skipReason = ""
+	skipIntegrations skipReason = "integrations"
+	skipFiltered     skipReason = "filtered"
+	skipSampled      skipReason = "sampled"
+)
+
+// heads are the fields every event is decoded for: the keys the engine
+// tracks it by and the integrations object.
+var heads = map[string]bool{"type": true, "messageId": true, "receivedAt": true, "integrations": true}
+
+// prepare turns a record into the event the destination gets, or says why
+// it is skipped. Only the fields the engine needs are decoded, unless the
+// destination's rules read or change the event: then it is decoded whole
+// and re-encoded after they ran.
+func (r *routing) prepare(ws *config.Workspace, rec event.Record) (Event, skipReason, error) {
+	rules := ws.DestinationRules(r.dest.ID, rec.SourceID)
+	whole := len(rules.Transformations) > 0 || rules.Filters.Len() > 0
+	var doc event.Doc
+	var err error
+	if whole {
+		doc, err = event.Decode(rec.JSON)
+	} else {
+		doc, _, err = event.DecodeSelected(rec.JSON, func(k string) bool { return heads[k] })
+	}
+	if err != nil {
+		return Event{}, skipNone, fmt.Errorf("decoding an event of source %q: %w", rec.SourceID, err)
+	}
+	ev := Event{SourceID: rec.SourceID, JSON: rec.JSON, Attempt: 1}
+	ev.MessageID, _ = doc["messageId"].(string)
+	ev.Type, _ = doc["type"].(string)
+	if s, ok := doc["receivedAt"].(string); ok {
+		ev.ReceivedAt, _ = time.Parse(time.RFC3339Nano, s)
+	}
+	if !r.enabledFor(doc["integrations"]) {
+		return ev, skipIntegrations, nil
+	}
+	if !whole {
+		return ev, skipNone, nil
+	}
+	if len(rules.Transformations) > 0 {
+		if _, err := rules.Transformations.Apply(doc); err != nil {
+			return ev, skipNone, fmt.Errorf("applying the transformations of destination %q: %w", r.dest.ID, err)
+		}
+	}
+	if out := rules.Filters.Apply(doc); out.Dropped {
+		if out.Reason == "sampled" {
+			return ev, skipSampled, nil
+		}
+		return ev, skipFiltered, nil
+	}
+	if ev.JSON, err = event.Encode(nil, doc); err != nil {
+		return ev, skipNone, fmt.Errorf("encoding an event for destination %q: %w", r.dest.ID, err)
+	}
+	return ev, skipNone, nil
+}
+
+// enabledFor applies an event's integrations object (spec §1.10): a key
+// naming this destination (its id, its name, or one of its type's
+// integration names) decides, true or a settings object meaning yes;
+// otherwise "All" decides, and without it the event is sent.
+func (r *routing) enabledFor(v any) bool {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return true
+	}
+	decide := func(v any) bool {
+		b, isBool := v.(bool)
+		return !isBool || b
+	}
+	for _, k := range []string{r.dest.ID, r.dest.Name} {
+		if v, ok := m[k]; ok && k != "" {
+			return decide(v)
+		}
+	}
+	for _, k := range r.typ.Integrations {
+		if v, ok := m[k]; ok {
+			return decide(v)
+		}
+	}
+	if v, ok := m["All"]; ok {
+		return decide(v)
+	}
+	return true
+}

@@ -1,0 +1,193 @@
+package server_test
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/server"
+	"github.com/confluxcdp/conflux/internal/server/servertest"
+)
+
+// receiver is a webhook endpoint that records what it gets and answers
+// with status(messageId).
+type receiver struct {
+	mu     sync.Mutex
+	got    map[string]int // messageId → requests carrying it
+	header map[string]http.Header
+	status func(id string) int
+}
+
+func newReceiver(t *testing.T, status func(id string) int) (*receiver, *httptest.Server) {
+	r := &receiver{got: map[string]int{}, header: map[string]http.Header{}, status: status}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		var ev struct {
+			MessageID string `json:"messageId"`
+		}
+		if err := json.Unmarshal(body, &ev); err != nil {
+			t.Errorf("webhook body %q: %v", body, err)
+		}
+		code := 200
+		if r.status != nil {
+			code = r.status(ev.MessageID)
+		}
+		r.mu.Lock()
+		if code == 200 {
+			r.got[ev.MessageID]++
+		}
+		h := req.Header.Clone()
+		h.Set("X-Body", string(body))
+		r.header[ev.MessageID] = h
+		r.mu.Unlock()
+		w.WriteHeader(code)
+		fmt.Fprintf(w, `{"status":%d}`, code)
+	}))
+	t.Cleanup(srv.Close)
+	return r, srv
+}
+
+func (r *receiver) wait(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r.mu.Lock()
+		have := len(r.got)
+		r.mu.Unlock()
+		if have >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("receiver has %d distinct events, want %d", have, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startWithConfig(t *testing.T, cfg string) *servertest.Server {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "conflux.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return servertest.Start(t, server.Options{DataDir: filepath.Join(dir, "data"), ConfigPath: path})
+}
+
+// TestWebhookDelivery sends events through the Tracking API and checks
+// that the webhook gets each once, signed and keyed by its messageId; that
+// a 400 is dead-lettered with the response; and that a replay resends it.
+func TestWebhookDelivery(t *testing.T) {
+	var mu sync.Mutex
+	reject := map[string]bool{"bad-1": true}
+	rcv, hook := newReceiver(t, func(id string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if reject[id] {
+			return 400
+		}
+		return 200
+	})
+	s := startWithConfig(t, fmt.Sprintf(`
+sources:
+  - id: web
+    write_key: webWriteKey000000000000000000001
+destinations:
+  - id: hook
+    type: webhook
+    sources: [web]
+    settings: {url: %q, secret: s3cret, headers: {X-Team: growth}}
+`, hook.URL))
+	key := "webWriteKey000000000000000000001"
+	// The queue starts at the stream's end when it first runs: wait for it.
+	waitQueue(t, s, "hook")
+	for i := range 20 {
+		if got := send(t, s.URL, key, "/v1/track", fmt.Sprintf(`{"messageId":"m-%d","userId":"u%d","event":"E"}`, i, i%3)); got != 200 {
+			t.Fatalf("track: %d", got)
+		}
+	}
+	if got := send(t, s.URL, key, "/v1/track", `{"messageId":"bad-1","userId":"u1","event":"E"}`); got != 200 {
+		t.Fatalf("track: %d", got)
+	}
+	rcv.wait(t, 20)
+	h := rcv.header["m-3"]
+	if h.Get("Idempotency-Key") != "m-3" || h.Get("X-Team") != "growth" {
+		t.Errorf("headers %v", h)
+	}
+	mac := hmac.New(sha256.New, []byte("s3cret"))
+	mac.Write([]byte(h.Get("X-Body")))
+	if h.Get("X-Signature") != hex.EncodeToString(mac.Sum(nil)) {
+		t.Errorf("signature %q does not match the body", h.Get("X-Signature"))
+	}
+
+	// The rejected event is a dead letter with the destination's answer.
+	var dead []any
+	for deadline := time.Now().Add(10 * time.Second); len(dead) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		st, out := admin(t, s, "GET", "/api/v1/dead-letters?destination=hook", "")
+		if st != 200 {
+			t.Fatalf("dead letters: %d %v", st, out)
+		}
+		dead, _ = out["dead_letters"].([]any)
+	}
+	if len(dead) != 1 {
+		t.Fatalf("dead letters %v, want bad-1", dead)
+	}
+	d := dead[0].(map[string]any)
+	if d["message_id"] != "bad-1" || d["reason"] != "discarded" || d["status_code"] != float64(400) || d["error_reason"] != "http_400" {
+		t.Errorf("dead letter %v", d)
+	}
+	st, out := admin(t, s, "GET", "/api/v1/jobs?message_id=bad-1", "")
+	if jobs, _ := out["jobs"].([]any); st != 200 || len(jobs) != 1 || jobs[0].(map[string]any)["state"] != "discarded" {
+		t.Errorf("job state of bad-1: %d %v", st, out)
+	}
+
+	// Fixed at the receiver, replayed.
+	mu.Lock()
+	delete(reject, "bad-1")
+	mu.Unlock()
+	st, out = admin(t, s, "POST", "/api/v1/dead-letters/replay", `{"destination":"hook"}`)
+	if st != 200 || out["moved"] != float64(1) || out["remaining"] != float64(0) {
+		t.Fatalf("replay: %d %v", st, out)
+	}
+	rcv.wait(t, 21)
+	id, _ := out["replay_id"].(string)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, out = admin(t, s, "GET", "/api/v1/replays/"+id, "")
+		if out["delivered"] == float64(1) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if out["delivered"] != float64(1) || out["pending"] != float64(0) {
+		t.Errorf("replay status %v", out)
+	}
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	for id, n := range rcv.got {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", id, n)
+		}
+	}
+}
+
+// waitQueue waits until a destination's queue runs.
+func waitQueue(t *testing.T, s *servertest.Server, id string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, out := admin(t, s, "GET", "/api/v1/destinations/"+id+"/delivery", "")
+		if st == 200 && out["running"] == true {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue of %s not running: %d %v", id, st, out)
+		}
+	}
+}
