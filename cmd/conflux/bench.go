@@ -14,13 +14,18 @@ import (
 
 // bench runs `conflux bench ingest` (Tracking API load against a server
 // at -url, an in-process Conflux, or, with -noop, an in-process no-op
-// handler) and `conflux bench dedup` (the dedup index at scale).
+// handler), `conflux bench deliver` (API in, webhook out, and the
+// isolation of a healthy destination from a failing one) and `conflux
+// bench dedup` (the dedup index at scale).
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "dedup" {
 		return benchDedup(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "deliver" {
+		return benchDeliver(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "ingest" {
-		fmt.Fprintln(stderr, "usage: conflux bench ingest|dedup [flags]")
+		fmt.Fprintln(stderr, "usage: conflux bench ingest|deliver|dedup [flags]")
 		return errUsage
 	}
 	fs := flagSet("bench ingest", stderr)

@@ -76,6 +76,8 @@ type ConfluxOptions struct {
 	// DataDir holds the log and the state. Default: a new temporary
 	// directory, removed by Close.
 	DataDir string
+	// ConfigPath is a workspace file for the server; empty runs without one.
+	ConfigPath string
 	// Logger for the server. Default: discard.
 	Logger *slog.Logger
 }
@@ -100,7 +102,7 @@ func StartConflux(ctx context.Context, o ConfluxOptions) (*Target, error) {
 		}
 		return nil
 	}
-	srv, err := server.New(ctx, server.Options{Addr: "127.0.0.1:0", DataDir: dir, Fsync: o.Fsync, Logger: o.Logger})
+	srv, err := server.New(ctx, server.Options{Addr: "127.0.0.1:0", DataDir: dir, Fsync: o.Fsync, ConfigPath: o.ConfigPath, Logger: o.Logger})
 	if err != nil {
 		_ = cleanup()
 		return nil, fmt.Errorf("starting conflux: %w", err)

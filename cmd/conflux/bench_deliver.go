@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/loadgen")
+
+// benchDeliver measures delivery end to end: load into the Tracking API of
+// an in-process Conflux, out through webhook destinations to receivers in
+// this process, until every accepted event has arrived. With -isolation it
+// runs twice, the healthy destination alone and then beside one whose
+// receiver never answers in time, and prints the ratio of the healthy
+// destination's throughput.
+func benchDeliver(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flagSet("bench deliver", stderr)
+	duration := fs.Duration("duration", 5*time.Second, "how long the load generator sends")
+	batch := fs.Int("batch", loadgen.DefaultBatch, "events per Tracking API request")
+	webhookBatch := fs.Int("webhook-batch", 100, "the webhook's batch_size: events per delivery request")
+	concurrency := fs.Int("concurrency", 8, "the webhook destination's concurrency")
+	connections := fs.Int("connections", 16, "load generator connections")
+	rate := fs.Float64("rate", 0, "events/s the load generator sends (open loop); 0: as fast as it can")
+	isolation := fs.Bool("isolation", false, "run twice: alone, then beside a destination whose receiver times out; print the ratio")
+	runs := fs.Int("runs", 3, "with -isolation, how many alternating pairs of runs; the ratio is of the medians")
+	bad := fs.String("bad", "timeout", "with -isolation, what the second destination does: timeout (answers after its 2s timeout) or slow (10x the healthy receiver's time)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	run := func(withBad bool) (float64, error) {
+		r, err := deliverRun(ctx, deliverRunOptions{
+			duration: *duration, batch: *batch, webhookBatch: *webhookBatch, concurrency: *concurrency,
+			connections: *connections, rate: *rate, bad: map[bool]string{true: *bad}[withBad],
+		}, stdout)
+		if err != nil {
+			return 0, err
+		}
+		return r, nil
+	}
+	if !*isolation {
+		_, err := run(false)
+		return err
+	}
+	// The machine is noisy: alternate the two and compare medians.
+	var alone, beside []float64
+	for range max(*runs, 1) {
+		a, err := run(false)
+		if err != nil {
+			return err
+		}
+		b, err := run(true)
+		if err != nil {
+			return err
+		}
+		alone, beside = append(alone, a), append(beside, b)
+	}
+	ma, mb := median(alone), median(beside)
+	fmt.Fprintf(stdout, "isolation: healthy destination %.0f events/s beside a %s one, %.0f alone (medians of %d): ratio %.2f (target ≥ 0.9)\n",
+		mb, *bad, ma, len(alone), mb/ma)
+	return nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+type deliverRunOptions struct {
+	duration                                       time.Duration
+	batch, webhookBatch, concurrency, connections int
+	rate                                           float64
+	bad                                            string // "", "timeout" or "slow"
+}
+
+// benchReceiver counts the messageIds it is sent.
+type benchReceiver struct {
+	delay time.Duration // before answering
+	mu    sync.Mutex
+	ids   map[string]int
+	last  time.Time
+	srv   *http.Server
+	url   string
+}
+
+var benchMessageID = []byte(`"messageId":"`)
+
+func startBenchReceiver(delay time.Duration) (*benchReceiver, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listening for the webhook receiver: %w", err)
+	}
+	r := &benchReceiver{delay: delay, ids: make(map[string]int), url: "http://" + ln.Addr().String() + "/hook"}
+	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = r.srv.Serve(ln) }()
+	return r, nil
+}
+
+func (r *benchReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	if r.delay > 0 {
+		select {
+		case <-time.After(r.delay):
+		case <-req.Context().Done():
+			return
+		}
+	}
+	var ids [][]byte
+	for rest := body; ; {
+		i := bytes.Index(rest, benchMessageID)
+		if i < 0 {
+			break
+		}
+		rest = rest[i+len(benchMessageID):]
+		j := bytes.IndexByte(rest, '"')
+		if j < 0 {
+			break
+		}
+		ids = append(ids, rest[:j])
+		rest = rest[j:]
+	}
+	r.mu.Lock()
+	for _, id := range ids {
+		r.ids[string(id)]++
+	}
+	r.last = time.Now()
+	r.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+}
+
+func (r *benchReceiver) counts() (distinct, total int, last time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range r.ids {
+		total += n
+	}
+	return len(r.ids), total, r.last
+}
+
+func (r *benchReceiver) close() { _ = r.srv.Close() }
+
+// deliverRun runs one measurement and returns the healthy destination's
+// end-to-end events/s.
+func deliverRun(ctx context.Context, o deliverRunOptions, stdout io.Writer) (float64, error) {
+	dir, err := os.MkdirTemp("", "conflux-bench-deliver-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	good, err := startBenchReceiver(0)
+	if err != nil {
+		return 0, err
+	}
+	defer good.close()
+	cfg := fmt.Sprintf(`sources:
+  - id: bench
+    write_key: benchWriteKey0000000000000000001
+admin_token: benchAdminToken000000000000000000000001
+destinations:
+  - id: good
+    type: webhook
+    sources: [bench]
+    settings: {url: %q, batch_size: %d, timeout: 10s}
+    delivery: {concurrency: %d}
+`, good.url, o.webhookBatch, o.concurrency)
+	if o.bad != "" {
+		delay := 5 * time.Second // beyond its 2s timeout
+		if o.bad == "slow" {
+			delay = 20 * time.Millisecond
+		}
+		badRcv, err := startBenchReceiver(delay)
+		if err != nil {
+			return 0, err
+		}
+		defer badRcv.close()
+		cfg += fmt.Sprintf(`  - id: bad
+    type: webhook
+    sources: [bench]
+    settings: {url: %q, batch_size: %d, timeout: 2s}
+    delivery: {concurrency: %d}
+`, badRcv.url, o.webhookBatch, o.concurrency)
+	}
+	path := filepath.Join(dir, "conflux.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return 0, err
+	}
+	target, err := loadgen.StartConflux(ctx, loadgen.ConfluxOptions{DataDir: filepath.Join(dir, "data"), ConfigPath: path})
+	if err != nil {
+		return 0, err
+	}
+	defer target.Close()
+	// A new destination starts at the end of the log: wait for its queue.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", target.URL+"/api/v1/destinations/good/delivery", nil)
+		req.Header.Set("Authorization", "Bearer benchAdminToken000000000000000000000001")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if bytes.Contains(b, []byte(`"running":true`)) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, errors.New("the destination's queue did not start within 10s")
+		}
+	}
+
+	start := time.Now()
+	res, err := loadgen.Run(ctx, loadgen.Options{URL: target.URL, WriteKey: target.WriteKey, Target: target.Name,
+		Connections: o.connections, Duration: o.duration, Rate: o.rate, Body: loadgen.BodyOptions{Batch: o.batch}})
+	if err != nil {
+		return 0, err
+	}
+	sent := time.Since(start)
+	// Wait until the receiver has every accepted event, or stops getting any.
+	var distinct, total int
+	var last time.Time
+	for {
+		distinct, total, last = good.counts()
+		if int64(distinct) >= res.Events || (!last.IsZero() && time.Since(last) > 10*time.Second) {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	took := last.Sub(start)
+	eps := float64(distinct) / took.Seconds()
+	label := "healthy destination alone"
+	if o.bad != "" {
+		label = "healthy destination beside a " + o.bad + " one"
+	}
+	fmt.Fprintf(stdout, "%s: accepted %d events in %s (%.0f events/s in), delivered %d distinct (%d requests' worth, %d repeats) by %s: %.0f events/s end to end (webhook batch %d, concurrency %d)\n",
+		label, res.Events, sent.Round(time.Millisecond), float64(res.Events)/sent.Seconds(), distinct, total, total-distinct,
+		took.Round(time.Millisecond), eps, o.webhookBatch, o.concurrency)
+	if int64(distinct) < res.Events {
+		return eps, fmt.Errorf("only %d of %d accepted events were delivered", distinct, res.Events)
+	}
+	return eps, nil
+}
