@@ -14,7 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/confluxcdp/conflux/internal/loadgen")
+	"github.com/confluxcdp/conflux/internal/loadgen"
+)
 
 // benchDeliver measures delivery end to end: load into the Tracking API of
 // an in-process Conflux, out through webhook destinations to receivers in
@@ -76,10 +77,10 @@ func median(v []float64) float64 {
 }
 
 type deliverRunOptions struct {
-	duration                                       time.Duration
+	duration                                      time.Duration
 	batch, webhookBatch, concurrency, connections int
-	rate                                           float64
-	bad                                            string // "", "timeout" or "slow"
+	rate                                          float64
+	bad                                           string // "", "timeout" or "slow"
 }
 
 // benchReceiver counts the messageIds it is sent.
