@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/httpapi"
@@ -23,6 +24,16 @@ import (
 type API struct {
 	repo *Repo
 	mgr  *Manager
+
+	// DestinationCheck, when set, is asked about the type and settings of
+	// every destination created, and of every one patched with a type or
+	// settings; what it finds is a 400 validation_error at "type" or
+	// "settings…" (see [DestinationCheck]), and nothing is stored. A patch
+	// of other fields (name, enabled, …) does not ask it, so that a
+	// destination whose stored settings a newer version rejects can still
+	// be disabled. Nil accepts any type and settings. Set it before
+	// Register.
+	DestinationCheck DestinationCheck
 }
 
 // NewAPI returns the Config API over repo and mgr.
@@ -265,7 +276,10 @@ func (a *API) getDestination(w http.ResponseWriter, r *http.Request) {
 
 // destinationBody is the JSON of a destination create or update; absent
 // fields are left as they are on update. Filters, when present, replaces
-// the whole list.
+// the whole list. Delivery is merged into the destination's delivery
+// options, as a source's schema is: the keys it holds are set (null or 0
+// resets one to the engine's default), the others kept; delivery null
+// resets them all.
 type destinationBody struct {
 	ID       *string             `json:"id"`
 	Name     *string             `json:"name"`
@@ -274,9 +288,12 @@ type destinationBody struct {
 	Sources  *[]string           `json:"sources"`
 	Settings *map[string]any     `json:"settings"`
 	Filters  *[]transform.Filter `json:"filters"`
+	Delivery json.RawMessage     `json:"delivery"`
 }
 
-func (b *destinationBody) apply(d *Destination) {
+// apply sets the fields of d that b holds and returns the problems of its
+// delivery object, if any.
+func (b *destinationBody) apply(d *Destination) []*FieldError {
 	if b.Name != nil {
 		d.Name = *b.Name
 	}
@@ -295,6 +312,83 @@ func (b *destinationBody) apply(d *Destination) {
 	if b.Filters != nil {
 		d.Filters = *b.Filters
 	}
+	return patchDelivery(&d.Delivery, b.Delivery)
+}
+
+// patchDelivery merges the delivery object of a request body into o; see
+// [destinationBody]. Unknown keys and values of the wrong kind are
+// problems at "delivery.<key>", so that the answer names the field as a
+// range error does; o is then left as it was.
+func patchDelivery(o *DeliveryOptions, patch json.RawMessage) []*FieldError {
+	if len(patch) == 0 {
+		return nil
+	}
+	if string(bytes.TrimSpace(patch)) == "null" {
+		*o = DeliveryOptions{}
+		return nil
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(patch, &keys); err != nil {
+		return []*FieldError{{Path: "delivery", Message: `must be an object such as {"concurrency": 4, "rate_limit": 50, "max_retry_age": "4h"}`}}
+	}
+	out := *o
+	var errs []*FieldError
+	for _, key := range slices.Sorted(maps.Keys(keys)) {
+		v, p := keys[key], join("delivery", key)
+		switch key {
+		case "concurrency":
+			var n *int
+			if err := json.Unmarshal(v, &n); err != nil {
+				errs = append(errs, &FieldError{Path: p, Message: "must be a whole number"})
+				continue
+			}
+			out.Concurrency = deref(n)
+		case "rate_limit":
+			var f *float64
+			if err := json.Unmarshal(v, &f); err != nil {
+				errs = append(errs, &FieldError{Path: p, Message: "must be a number"})
+				continue
+			}
+			out.RateLimit = deref(f)
+		case "max_retry_age":
+			var d *Duration
+			if err := json.Unmarshal(v, &d); err != nil {
+				errs = append(errs, &FieldError{Path: p, Message: err.Error()})
+				continue
+			}
+			out.MaxRetryAge = deref(d)
+		default:
+			errs = append(errs, &FieldError{Path: p, Message: unknownField(key, deliveryFields)})
+		}
+	}
+	if len(errs) == 0 {
+		*o = out
+	}
+	return errs
+}
+
+// admitDestination refuses d, writing a 400 and returning false, if its
+// body had problems (bodyErrs), or if the destination check finds its type
+// or settings wrong. The check is asked only when d is otherwise valid,
+// and its problems come with d's own: one answer lists them all.
+func (a *API) admitDestination(w http.ResponseWriter, r *http.Request, d *Destination, bodyErrs []*FieldError, ask bool) bool {
+	if len(bodyErrs) == 0 && (!ask || a.DestinationCheck == nil) {
+		return true
+	}
+	errs := append(bodyErrs, d.Validate("")...)
+	if ask && a.DestinationCheck != nil && !slices.ContainsFunc(errs, func(fe *FieldError) bool { return fe.Path == "type" }) {
+		problems, err := checkDestination(r.Context(), a.DestinationCheck, "", d)
+		if err != nil {
+			writeRepoError(w, fmt.Errorf("checking destination %q: %w", d.ID, err))
+			return false
+		}
+		errs = append(errs, problems...)
+	}
+	if len(errs) == 0 {
+		return true
+	}
+	writeRepoError(w, &ValidationError{Errors: errs})
+	return false
 }
 
 func (a *API) createDestination(w http.ResponseWriter, r *http.Request) {
@@ -303,7 +397,9 @@ func (a *API) createDestination(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := Destination{ID: deref(b.ID), Enabled: true, Origin: OriginAPI, Settings: map[string]any{}}
-	b.apply(&d)
+	if !a.admitDestination(w, r, &d, b.apply(&d), true) {
+		return
+	}
 	created, err := a.repo.CreateDestination(r.Context(), d)
 	a.respond(w, r, http.StatusCreated, created, err, true)
 }
@@ -322,7 +418,9 @@ func (a *API) updateDestination(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusBadRequest, "validation_error", "id cannot be changed")
 		return
 	}
-	b.apply(&d)
+	if !a.admitDestination(w, r, &d, b.apply(&d), b.Type != nil || b.Settings != nil) {
+		return
+	}
 	updated, err := a.repo.UpdateDestination(r.Context(), d)
 	a.respond(w, r, http.StatusOK, updated, err, true)
 }

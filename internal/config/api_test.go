@@ -24,13 +24,24 @@ type apiFixture struct {
 
 func newAPI(t *testing.T, db *store.DB) *apiFixture {
 	t.Helper()
+	return newAPIWith(t, db, nil)
+}
+
+// newAPIWith is newAPI with setup, if not nil, applied to the API before
+// it is registered.
+func newAPIWith(t *testing.T, db *store.DB, setup func(*config.API)) *apiFixture {
+	t.Helper()
 	repo := config.NewRepo(db)
 	mgr := config.NewManager(repo, config.Settings{AdminToken: token}, nil)
 	if err := mgr.Reload(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	config.NewAPI(repo, mgr).Register(mux, func(h http.Handler) http.Handler {
+	api := config.NewAPI(repo, mgr)
+	if setup != nil {
+		setup(api)
+	}
+	api.Register(mux, func(h http.Handler) http.Handler {
 		return httpapi.Bearer(func() string { return token }, h)
 	})
 	srv := httptest.NewServer(mux)

@@ -65,8 +65,8 @@ type sourceDecl struct {
 }
 
 // destinationDecl is what the config file declares about a destination.
-// Sources are sorted: their order means nothing. Filters are left out when
-// empty, as in sourceDecl.
+// Sources are sorted: their order means nothing. Filters and Delivery are
+// left out when empty, as in sourceDecl.
 type destinationDecl struct {
 	ID       string             `json:"id"`
 	Name     string             `json:"name"`
@@ -75,6 +75,7 @@ type destinationDecl struct {
 	Sources  []string           `json:"sources"`
 	Settings map[string]any     `json:"settings"`
 	Filters  []transform.Filter `json:"filters,omitempty"`
+	Delivery *DeliveryOptions   `json:"delivery,omitempty"`
 }
 
 // trackingPlanDecl is what the config file declares about a tracking plan.
@@ -162,8 +163,8 @@ type checkedFile struct {
 	transformations []Transformation
 
 	srcHashes, dstHashes, planHashes, trHashes []string
-	// dstEnc are the destinations' encoded settings and filters; trDefs
-	// the transformations' encoded definitions.
+	// dstEnc are the destinations' encoded settings, filters and delivery
+	// options; trDefs the transformations' encoded definitions.
 	dstEnc []encodedDestination
 	trDefs []string
 }
@@ -217,6 +218,9 @@ func checkFile(cfg *Config) (*checkedFile, error) {
 			Sources: sortedCopy(d.Sources), Settings: d.Settings, Filters: d.Filters}
 		if decl.Settings == nil {
 			decl.Settings = map[string]any{}
+		}
+		if d.Delivery != (DeliveryOptions{}) {
+			decl.Delivery = &d.Delivery
 		}
 		h, err := declHash(decl)
 		if err != nil {

@@ -12,12 +12,18 @@
 // event.
 //
 // It deliberately does not know what a destination type means: settings are an
-// opaque JSON object here, validated by the delivery stage that owns the type.
+// opaque JSON object here, validated by the delivery stage that owns the type
+// through a [DestinationCheck] the server passes in. A destination's delivery
+// options ([DeliveryOptions]) are range-checked here, but their defaults are
+// the delivery engine's.
 package config
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/process/plan"
@@ -56,7 +62,17 @@ type Config struct {
 	Destinations    []Destination
 	TrackingPlans   []TrackingPlan
 	Transformations []Transformation
+
+	// file is the name [Parse] was given, and positions the line and
+	// column of every value it read, by field path, so that problems found
+	// after loading ([Config.CheckDestinations]) point into the file too.
+	// Both are empty for a Config built in code.
+	file      string
+	positions map[string]position
 }
+
+// position is where a value is written in a config file.
+type position struct{ line, col int }
 
 // Source is where events come from; each has one current write key and
 // possibly older keys still accepted until they expire (after a rotation).
@@ -113,10 +129,89 @@ type Destination struct {
 	// Filters are the destination's filters (spec §8.4), applied to every
 	// event before it is sent. Never nil once loaded or stored.
 	Filters []transform.Filter `json:"filters"`
+	// Delivery is how the delivery engine treats the destination; the
+	// zero value takes every default.
+	Delivery DeliveryOptions `json:"delivery"`
 	// Origin says who declared the destination: "file" or "api".
 	Origin    string    `json:"origin,omitempty"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// DeliveryOptions are how the delivery engine treats one destination; a zero field takes the engine's default.
+// They are checked here (see [Destination.Validate]) so that the file and
+// the Config API refuse a bad value; what the defaults are is the engine's
+// call.
+type DeliveryOptions struct {
+	// Concurrency is how many requests to the destination may be in flight at once (default 8 in the engine; 1..256).
+	Concurrency int `json:"concurrency,omitempty"`
+	// RateLimit is the most requests per second the destination gets; 0: no limit (0..100000, fractional allowed, e.g. 0.5).
+	RateLimit float64 `json:"rate_limit,omitempty"`
+	// MaxRetryAge is how long a failing event is retried before it expires (default 4h in the engine; 1m..168h, the processed log's retention).
+	MaxRetryAge Duration `json:"max_retry_age,omitempty"`
+}
+
+// The ranges of [DeliveryOptions] fields that are set (not zero).
+const (
+	MaxDeliveryConcurrency = 256
+	MaxDeliveryRateLimit   = 100_000
+	MinDeliveryRetryAge    = time.Minute
+	// MaxDeliveryRetryAge is the processed log's retention: an event
+	// cannot be retried for longer than the log keeps it.
+	MaxDeliveryRetryAge = 168 * time.Hour
+)
+
+// Duration is a [time.Duration] that JSON writes as a Go duration string
+// ("4h", "1h30m", "90s") rather than a count of nanoseconds, so that the
+// Config API and the state store read like the config file. It reads one
+// back from a JSON string; the config file's YAML is decoded by the
+// loader, like dedup_window. Its zero value is "0s", which omitempty
+// leaves out.
+type Duration time.Duration
+
+// String renders d like [time.Duration.String] without the zero minutes
+// and seconds that follow whole hours or minutes: "4h", "1h30m", "90s".
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m"
+	}
+	if t, ok := strings.CutSuffix(s, "h0m"); ok {
+		s = t + "h"
+	}
+	return s
+}
+
+// MarshalJSON writes d as a JSON string, e.g. "4h".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads a JSON string holding a Go duration; null leaves d
+// as it is, and anything else is an error saying what to write.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`must be a duration string such as "4h" or "90m"`)
+	}
+	v, err := parseDuration(s, "4h or 90m")
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// parseDuration parses a duration as the config file and the Config API
+// write it: a Go duration such as 4h or 1h30m. The error says what is
+// wrong and shows example, as in "write it like 4h or 90m".
+func parseDuration(s, example string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration: write it like %s", s, example)
+	}
+	return d, nil
 }
 
 // TrackingPlan is a Segment Protocols tracking plan (spec §8.1): JSON

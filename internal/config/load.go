@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -132,15 +133,26 @@ func parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		l.check(cfg)
 	}
 	if len(l.errs) > 0 {
-		slices.SortStableFunc(l.errs, func(a, b *FieldError) int {
-			return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
-		})
-		if l.dropped > 0 {
-			l.errs = append(l.errs, &FieldError{File: l.file, Message: fmt.Sprintf("too many errors: %d more not shown", l.dropped)})
-		}
-		return nil, &LoadError{Errors: l.errs}
+		return nil, newLoadError(l.file, l.errs, l.dropped)
+	}
+	cfg.file = name
+	cfg.positions = make(map[string]position, len(l.nodes))
+	for path, n := range l.nodes {
+		cfg.positions[path] = position{line: n.Line, col: n.Column}
 	}
 	return cfg, nil
+}
+
+// newLoadError orders the problems of file by position and, when dropped
+// more were left out, says so in a last line.
+func newLoadError(file string, errs []*FieldError, dropped int) *LoadError {
+	slices.SortStableFunc(errs, func(a, b *FieldError) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+	})
+	if dropped > 0 {
+		errs = append(errs, &FieldError{File: file, Message: fmt.Sprintf("too many errors: %d more not shown", dropped)})
+	}
+	return &LoadError{Errors: errs}
 }
 
 // loader holds the state of parsing one file.
@@ -302,7 +314,8 @@ var (
 		"sources", "destinations", "tracking_plans", "transformations",
 	}
 	sourceFields      = []string{"id", "name", "write_key", "tracking_plan", "schema"}
-	destinationFields = []string{"id", "name", "type", "enabled", "sources", "settings", "filters"}
+	destinationFields = []string{"id", "name", "type", "enabled", "sources", "settings", "filters", "delivery"}
+	deliveryFields    = []string{"concurrency", "rate_limit", "max_retry_age"}
 )
 
 // source decodes one entry of sources.
@@ -379,11 +392,55 @@ func (l *loader) destination(path string, n *yaml.Node) Destination {
 			if s, ok := l.value(&valuePath{key: p, index: -1}, v, nil).(map[string]any); ok {
 				dst.Settings = s
 			}
+			// The top-level keys' positions, for the problems that the
+			// delivery stage's check finds ([Config.CheckDestinations]);
+			// deeper values fall back to these.
+			m := resolveAlias(v)
+			for i := 0; i+1 < len(m.Content); i += 2 {
+				if k := resolveAlias(m.Content[i]); k.Kind == yaml.ScalarNode {
+					l.nodes[join(p, k.Value)] = m.Content[i+1]
+				}
+			}
 		case "filters":
 			l.decoded(p, func() { dst.Filters = l.filters(p, v) })
+		case "delivery":
+			dst.Delivery = l.delivery(p, v)
 		}
 	})
 	return dst
+}
+
+// delivery decodes the delivery block of a destination; null, like no
+// block, takes every default. The ranges are checked by
+// [Destination.Validate].
+func (l *loader) delivery(path string, n *yaml.Node) DeliveryOptions {
+	var o DeliveryOptions
+	if isNullNode(resolveAlias(n)) {
+		l.nodes[path] = n
+		return o
+	}
+	m := l.mapping(path, n)
+	if m == nil {
+		return o
+	}
+	l.fields(path, m, deliveryFields, func(key string, v *yaml.Node) {
+		p := join(path, key)
+		switch key {
+		case "concurrency":
+			if i, ok := l.integer(p, v); ok {
+				o.Concurrency = i
+			}
+		case "rate_limit":
+			if f, ok := l.number(p, v); ok {
+				o.RateLimit = f
+			}
+		case "max_retry_age":
+			if d, ok := l.duration(p, v, "4h or 90m"); ok {
+				o.MaxRetryAge = Duration(d)
+			}
+		}
+	})
+	return o
 }
 
 // fields walks the key/value pairs of mapping m, reporting keys that are not
@@ -397,11 +454,7 @@ func (l *loader) fields(path string, m *yaml.Node, known []string, fn func(key s
 			continue
 		}
 		if !slices.Contains(known, key) {
-			msg := "unknown field"
-			if s := suggestKey(key, known); s != "" {
-				msg += " (did you mean " + s + "?)"
-			}
-			l.errorf(k, join(path, key), "%s", msg)
+			l.errorf(k, join(path, key), "%s", unknownField(key, known))
 			continue
 		}
 		if !l.spend(v) {
@@ -409,6 +462,15 @@ func (l *loader) fields(path string, m *yaml.Node, known []string, fn func(key s
 		}
 		fn(key, v)
 	}
+}
+
+// unknownField is the message for a key that is not one of known, with
+// the likely intended key if there is one.
+func unknownField(key string, known []string) string {
+	if s := suggestKey(key, known); s != "" {
+		return "unknown field (did you mean " + s + "?)"
+	}
+	return "unknown field"
 }
 
 // key checks one mapping key: it must be a plain string and must not repeat
@@ -490,6 +552,36 @@ func (l *loader) str(path string, n *yaml.Node) (string, bool) {
 		return r.Value, true // a number, bool or date: no $ to expand
 	}
 	return l.expand(fixedPath(path), n, r.Value)
+}
+
+// duration returns the Go duration at n, such as 4h or 1h30m; example is
+// shown when it is not one. It reports false for null and for a wrong
+// kind, as [loader.str] does. Ranges are the caller's to check.
+func (l *loader) duration(path string, n *yaml.Node, example string) (time.Duration, bool) {
+	s, ok := l.str(path, n)
+	if !ok {
+		return 0, false
+	}
+	d, err := parseDuration(s, example)
+	if err != nil {
+		l.errorf(n, path, "%s", err.Error())
+		return 0, false
+	}
+	return d, true
+}
+
+// integer returns the whole number at n, as [loader.number] returns a
+// number.
+func (l *loader) integer(path string, n *yaml.Node) (int, bool) {
+	f, ok := l.number(path, n)
+	if !ok {
+		return 0, false
+	}
+	if f != math.Trunc(f) || math.Abs(f) > maxExactInt {
+		l.errorf(n, path, "must be a whole number")
+		return 0, false
+	}
+	return int(f), true
 }
 
 // textTags are the scalar tags whose text is accepted where a string is due.
@@ -916,12 +1008,20 @@ func (l *loader) attach(fe *FieldError) {
 
 // node returns the node recorded for path or its nearest ancestor.
 func (l *loader) node(path string) *yaml.Node {
+	n, _ := nearest(l.nodes, path)
+	return n
+}
+
+// nearest returns the value m holds for path or, failing that, for its
+// nearest ancestor ("a.b[2]" → "a.b" → "a" → "").
+func nearest[V any](m map[string]V, path string) (V, bool) {
 	for {
-		if n, ok := l.nodes[path]; ok {
-			return n
+		if v, ok := m[path]; ok {
+			return v, true
 		}
 		if path == "" {
-			return nil
+			var zero V
+			return zero, false
 		}
 		path = path[:max(strings.LastIndexAny(path, ".["), 0)]
 	}

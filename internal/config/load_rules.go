@@ -63,17 +63,12 @@ func setEnforcement(e *plan.Enforcement, key, value string) bool {
 
 // dedupWindow decodes dedup_window: a Go duration of at least an hour.
 func (l *loader) dedupWindow(path string, n *yaml.Node) (time.Duration, bool) {
-	s, ok := l.str(path, n)
+	d, ok := l.duration(path, n, "720h (30 days) or 168h (7 days)")
 	if !ok {
 		return 0, false
 	}
-	d, err := time.ParseDuration(s)
-	switch {
-	case err != nil:
-		l.errorf(n, path, "%q is not a duration: write it like 720h (30 days) or 168h (7 days)", s)
-		return 0, false
-	case d < MinDedupWindow:
-		l.errorf(n, path, "%s is too short: at least %s", s, MinDedupWindow)
+	if d < MinDedupWindow {
+		l.errorf(n, path, "%s is too short: at least %s", Duration(d), MinDedupWindow)
 		return 0, false
 	}
 	return d, true

@@ -125,6 +125,19 @@ var badFiles = []badFile{
 	{"filter-protected-field.bad.yaml", `destinations[0].filters[0].actions[0].fields[""][1]: "messageId" cannot be removed`, 9, 28},
 	{"dedup-window-short.bad.yaml", "dedup_window: 30m is too short: at least 1h0m0s", 1, 15},
 	{"dedup-window-bad.bad.yaml", `dedup_window: "30 days" is not a duration`, 1, 15},
+
+	// Delivery options.
+	{"delivery-unknown-key.bad.yaml", "destinations[0].delivery.concurency: unknown field (did you mean concurrency?)", 5, 7},
+	{"delivery-not-mapping.bad.yaml", "destinations[0].delivery: must be a mapping", 4, 15},
+	{"delivery-concurrency-string.bad.yaml", "destinations[0].delivery.concurrency: must be a number", 5, 20},
+	{"delivery-concurrency-fraction.bad.yaml", "destinations[0].delivery.concurrency: must be a whole number", 4, 29},
+	{"delivery-concurrency-range.bad.yaml", "destinations[0].delivery.concurrency: 300 is out of range: 1 to 256", 5, 20},
+	{"delivery-rate-limit-range.bad.yaml", "destinations[0].delivery.rate_limit: -1 is out of range: 0 (no limit) to 100000 requests per second", 5, 19},
+	{"delivery-rate-limit-string.bad.yaml", "destinations[0].delivery.rate_limit: must be a number", 5, 19},
+	{"delivery-retry-age-bad.bad.yaml", `destinations[0].delivery.max_retry_age: "4 hours" is not a duration: write it like 4h or 90m`, 5, 22},
+	{"delivery-retry-age-range.bad.yaml", "destinations[0].delivery.max_retry_age: 30s is out of range: 1m to 168h", 5, 22},
+	{"delivery-retry-age-long.bad.yaml", "destinations[0].delivery.max_retry_age: 169h is out of range: 1m to 168h", 5, 22},
+	{"delivery-retry-age-kind.bad.yaml", "destinations[0].delivery.max_retry_age: must be a string", 5, 22},
 }
 
 // TestParseBadRulesReportOnlyTheCause checks that rules whose YAML has a
@@ -260,13 +273,15 @@ func TestParseFull(t *testing.T) {
 				"nested":  map[string]any{"a": map[string]any{"b": []any{map[string]any{"c": "d"}}}},
 				"date":    "2024-01-02",
 			},
-			Origin: OriginFile,
+			Delivery: DeliveryOptions{Concurrency: 4, RateLimit: 0.5, MaxRetryAge: Duration(4 * time.Hour)},
+			Origin:   OriginFile,
 		},
 		{
 			ID: "archive", Type: "webhook", Enabled: true,
 			Sources:  []string{"web"},
 			Settings: map[string]any{"headers": headers},
 			Filters:  []transform.Filter{},
+			Delivery: DeliveryOptions{RateLimit: 50, MaxRetryAge: Duration(90 * time.Minute)},
 			Origin:   OriginFile,
 		},
 		{
@@ -444,6 +459,55 @@ func TestParseDedupWindow(t *testing.T) {
 	}
 }
 
+// TestParseDelivery checks the delivery block's values at the edges of
+// their ranges, and the forms a value may take.
+func TestParseDelivery(t *testing.T) {
+	const head = "destinations:\n  - id: d\n    type: webhook\n    delivery: "
+	for _, tc := range []struct {
+		block   string
+		env     map[string]string
+		want    DeliveryOptions
+		wantErr string // at line 4
+	}{
+		{block: "", want: DeliveryOptions{}},
+		{block: "{}", want: DeliveryOptions{}},
+		{block: "{concurrency: 1, rate_limit: 0, max_retry_age: 1m}", want: DeliveryOptions{Concurrency: 1, MaxRetryAge: Duration(time.Minute)}},
+		{block: "{concurrency: 256, rate_limit: 100000, max_retry_age: 168h}",
+			want: DeliveryOptions{Concurrency: 256, RateLimit: 100000, MaxRetryAge: Duration(168 * time.Hour)}},
+		{block: "{concurrency: 0, rate_limit: 0.001, max_retry_age: 0s}", want: DeliveryOptions{RateLimit: 0.001}},
+		{block: "{concurrency: 1e2}", want: DeliveryOptions{Concurrency: 100}},
+		{block: "{concurrency: ~, rate_limit: ~, max_retry_age: ~}", want: DeliveryOptions{}},
+		{block: "{concurrency: '${C}', max_retry_age: '${AGE:-2h}'}", env: map[string]string{"C": "16"},
+			want: DeliveryOptions{Concurrency: 16, MaxRetryAge: Duration(2 * time.Hour)}},
+		{block: "{concurrency: '${C}'}", env: map[string]string{"C": "many"}, wantErr: "delivery.concurrency: must be a number"},
+		{block: "{concurrency: 257}", wantErr: "delivery.concurrency: 257 is out of range"},
+		{block: "{concurrency: -1}", wantErr: "delivery.concurrency: -1 is out of range"},
+		{block: "{concurrency: true}", wantErr: "delivery.concurrency: must be a number"},
+		{block: "{rate_limit: 100000.5}", wantErr: "delivery.rate_limit: 100000.5 is out of range"},
+		{block: "{rate_limit: .inf}", wantErr: "delivery.rate_limit: .inf is not a JSON number"},
+		{block: "{max_retry_age: 59s}", wantErr: "delivery.max_retry_age: 59s is out of range"},
+		{block: "{max_retry_age: -1h}", wantErr: "delivery.max_retry_age: -1h is out of range"},
+		{block: "{max_retry_age: 240}", wantErr: `delivery.max_retry_age: "240" is not a duration`},
+		{block: "[4]", wantErr: "delivery: must be a mapping"},
+	} {
+		t.Run(tc.block, func(t *testing.T) {
+			cfg, err := parse("t.yaml", []byte(head+tc.block+"\n"), lookupIn(tc.env))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), "t.yaml:4:") || !strings.Contains(err.Error(), "destinations[0]."+tc.wantErr) {
+					t.Errorf("err = %v, want %q on line 4", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Destinations[0].Delivery; got != tc.want {
+				t.Errorf("Delivery = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestSchemaFieldsFollowEnforcement keeps the keys a schema block accepts
 // in step with the controls plan.Enforcement has.
 func TestSchemaFieldsFollowEnforcement(t *testing.T) {
@@ -539,7 +603,12 @@ func TestParseEmpty(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(cfg, &Config{DedupWindow: DefaultDedupWindow}) {
+			if cfg.file != "empty.yaml" {
+				t.Errorf("file = %q, want the name given to parse", cfg.file)
+			}
+			got := *cfg
+			got.file, got.positions = "", nil
+			if !reflect.DeepEqual(got, Config{DedupWindow: DefaultDedupWindow}) {
 				t.Errorf("config = %+v, want empty", cfg)
 			}
 		})

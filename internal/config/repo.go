@@ -697,7 +697,7 @@ type storedDestination struct {
 // loadDestinations reads destinations (all, or the one with id) ordered by
 // id, each with its sources ordered by id.
 func (r *Repo) loadDestinations(ctx context.Context, q queryer, id string) ([]storedDestination, error) {
-	query := `SELECT d.id, d.name, d.type, d.enabled, d.settings, d.filters, d.origin, d.file_hash, d.created_at, d.updated_at, ds.source_id
+	query := `SELECT d.id, d.name, d.type, d.enabled, d.settings, d.filters, d.delivery, d.origin, d.file_hash, d.created_at, d.updated_at, ds.source_id
 FROM destinations d
 LEFT JOIN destination_sources ds ON ds.destination_id = d.id`
 	var args []any
@@ -715,12 +715,12 @@ LEFT JOIN destination_sources ds ON ds.destination_id = d.id`
 	var out []storedDestination
 	for rows.Next() {
 		var (
-			d                  storedDestination
-			settings, filters  string
-			fileHash, sourceID sql.NullString
-			created, updated   int64
+			d                           storedDestination
+			settings, filters, delivery string
+			fileHash, sourceID          sql.NullString
+			created, updated            int64
 		)
-		if err := rows.Scan(&d.ID, &d.Name, &d.Type, &d.Enabled, &settings, &filters, &d.Origin, &fileHash, &created, &updated, &sourceID); err != nil {
+		if err := rows.Scan(&d.ID, &d.Name, &d.Type, &d.Enabled, &settings, &filters, &delivery, &d.Origin, &fileHash, &created, &updated, &sourceID); err != nil {
 			return nil, err
 		}
 		if n := len(out); n == 0 || out[n-1].ID != d.ID {
@@ -735,6 +735,9 @@ LEFT JOIN destination_sources ds ON ds.destination_id = d.id`
 			}
 			if d.Filters == nil {
 				d.Filters = []transform.Filter{}
+			}
+			if err := json.Unmarshal([]byte(delivery), &d.Delivery); err != nil {
+				return nil, fmt.Errorf("decoding delivery options of destination %q: %w", d.ID, err)
 			}
 			d.Sources = []string{}
 			d.fileHash = fileHash.String
@@ -813,13 +816,23 @@ func filtersJSON(filters []transform.Filter) (string, error) {
 	return string(b), nil
 }
 
-// encodedDestination is what a destination's JSON columns hold.
-type encodedDestination struct {
-	settings, filters string
+// deliveryJSON encodes delivery options as stored: a JSON object without
+// the fields left at their defaults, {} for none.
+func deliveryJSON(o DeliveryOptions) (string, error) {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
 }
 
-// validateDestination checks d's shape and encodes its settings and
-// filters.
+// encodedDestination is what a destination's JSON columns hold.
+type encodedDestination struct {
+	settings, filters, delivery string
+}
+
+// validateDestination checks d's shape and encodes its settings, filters
+// and delivery options.
 func validateDestination(d *Destination, prefix string) (enc encodedDestination, errs []*FieldError) {
 	errs = d.Validate(prefix)
 	if m := checkOrigin(d.Origin); m != "" {
@@ -831,6 +844,10 @@ func validateDestination(d *Destination, prefix string) (enc encodedDestination,
 	}
 	if enc.filters, err = filtersJSON(d.Filters); err != nil {
 		errs = append(errs, &FieldError{Path: join(prefix, "filters"), Message: "cannot be encoded as JSON: " + err.Error()})
+	}
+	// Only a rate limit that Validate refused (NaN, ±Inf) cannot be encoded.
+	if enc.delivery, err = deliveryJSON(d.Delivery); err != nil && len(d.Delivery.validate(join(prefix, "delivery"))) == 0 {
+		errs = append(errs, &FieldError{Path: join(prefix, "delivery"), Message: "cannot be encoded as JSON: " + err.Error()})
 	}
 	return enc, errs
 }
@@ -852,8 +869,8 @@ func (r *Repo) missingSources(ctx context.Context, tx *sql.Tx, d *Destination, p
 }
 
 func (r *Repo) insertDestination(ctx context.Context, tx *sql.Tx, d Destination, enc encodedDestination, fileHash string, now int64) error {
-	_, err := tx.ExecContext(ctx, r.db.Rebind(`INSERT INTO destinations (id, name, type, enabled, settings, filters, origin, file_hash, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), d.ID, d.Name, d.Type, d.Enabled, enc.settings, enc.filters, d.Origin, nullable(fileHash), now, now)
+	_, err := tx.ExecContext(ctx, r.db.Rebind(`INSERT INTO destinations (id, name, type, enabled, settings, filters, delivery, origin, file_hash, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), d.ID, d.Name, d.Type, d.Enabled, enc.settings, enc.filters, enc.delivery, d.Origin, nullable(fileHash), now, now)
 	if store.IsUniqueViolation(err) {
 		return fmt.Errorf("destination %q already exists: %w", d.ID, ErrConflict)
 	}
@@ -876,8 +893,8 @@ func (r *Repo) insertDestinationSources(ctx context.Context, tx *sql.Tx, d Desti
 // updateDestination replaces every field of stored destination d but its
 // origin and created_at; fileHash nil keeps the stored hash.
 func (r *Repo) updateDestination(ctx context.Context, tx *sql.Tx, d Destination, enc encodedDestination, fileHash *string, now int64) error {
-	query := `UPDATE destinations SET name = ?, type = ?, enabled = ?, settings = ?, filters = ?, updated_at = ?`
-	args := []any{d.Name, d.Type, d.Enabled, enc.settings, enc.filters, now}
+	query := `UPDATE destinations SET name = ?, type = ?, enabled = ?, settings = ?, filters = ?, delivery = ?, updated_at = ?`
+	args := []any{d.Name, d.Type, d.Enabled, enc.settings, enc.filters, enc.delivery, now}
 	if fileHash != nil {
 		query += `, file_hash = ?`
 		args = append(args, *fileHash)
@@ -896,8 +913,9 @@ func (r *Repo) updateDestination(ctx context.Context, tx *sql.Tx, d Destination,
 // CreateDestination stores a new destination and returns it as stored. An
 // empty Origin defaults to [OriginAPI]; nil Settings is stored as {}, nil
 // Filters as []. Shape problems (filters that do not compile among them,
-// on "filters[i]…"), and sources that do not exist (on "sources[i]"), are a
-// [*ValidationError]; an id in use matches [ErrConflict].
+// on "filters[i]…", delivery options out of range on "delivery.…"), and
+// sources that do not exist (on "sources[i]"), are a [*ValidationError];
+// an id in use matches [ErrConflict].
 func (r *Repo) CreateDestination(ctx context.Context, d Destination) (Destination, error) {
 	enc, errs := validateDestination(&d, "")
 	if len(errs) > 0 {
@@ -926,7 +944,8 @@ func (r *Repo) CreateDestination(ctx context.Context, d Destination) (Destinatio
 }
 
 // UpdateDestination replaces destination d.ID's name, type, enabled flag,
-// sources, settings and filters with d's; origin and CreatedAt are kept.
+// sources, settings, filters and delivery options with d's; origin and
+// CreatedAt are kept.
 // It returns the destination as stored, an error matching [ErrNotFound],
 // or a [*ValidationError]. Updating with unchanged values changes nothing.
 // As with [Repo.UpdateSource], the stored file hash is kept.
@@ -957,8 +976,12 @@ func (r *Repo) UpdateDestination(ctx context.Context, d Destination) (Destinatio
 		if err != nil {
 			return false, err
 		}
-		if cur.Name == d.Name && cur.Type == d.Type && cur.Enabled == d.Enabled &&
-			curSettings == enc.settings && curFilters == enc.filters && slices.Equal(cur.Sources, sortedCopy(d.Sources)) {
+		curDelivery, err := deliveryJSON(cur.Delivery)
+		if err != nil {
+			return false, err
+		}
+		if cur.Name == d.Name && cur.Type == d.Type && cur.Enabled == d.Enabled && curSettings == enc.settings &&
+			curFilters == enc.filters && curDelivery == enc.delivery && slices.Equal(cur.Sources, sortedCopy(d.Sources)) {
 			out = cur
 			return false, nil
 		}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/confluxcdp/conflux/internal/process/plan"
 	"github.com/confluxcdp/conflux/internal/process/transform"
@@ -134,10 +135,11 @@ func (s *Source) Validate(prefix string) []*FieldError {
 }
 
 // Validate reports every problem of a destination, with paths prefixed by
-// prefix. It checks the shape, and compiles the filters (problems at
+// prefix. It checks the shape, the ranges of the delivery options (at
+// "delivery.concurrency" and so on), and compiles the filters (problems at
 // "filters[i]…"); whether Type exists and whether its Settings are right is
-// the delivery stage's call, and whether Sources exist is the caller's (it
-// knows the workspace).
+// the delivery stage's call (see [DestinationCheck]), and whether Sources
+// exist is the caller's (it knows the workspace).
 func (d *Destination) Validate(prefix string) []*FieldError {
 	var errs []*FieldError
 	if m := ValidateID(d.ID); m != "" {
@@ -161,7 +163,28 @@ func (d *Destination) Validate(prefix string) []*FieldError {
 		}
 		seen[src] = true
 	}
+	errs = append(errs, d.Delivery.validate(join(prefix, "delivery"))...)
 	return append(errs, d.validateFilters(prefix)...)
+}
+
+// validate reports the delivery options that are set but out of range,
+// with paths under prefix.
+func (o *DeliveryOptions) validate(prefix string) []*FieldError {
+	var errs []*FieldError
+	if c := o.Concurrency; c != 0 && (c < 1 || c > MaxDeliveryConcurrency) {
+		errs = append(errs, &FieldError{Path: join(prefix, "concurrency"),
+			Message: fmt.Sprintf("%d is out of range: 1 to %d (0 or left out: the engine's default)", c, MaxDeliveryConcurrency)})
+	}
+	// Written so that NaN fails too.
+	if r := o.RateLimit; !(r >= 0 && r <= MaxDeliveryRateLimit) {
+		errs = append(errs, &FieldError{Path: join(prefix, "rate_limit"),
+			Message: fmt.Sprintf("%v is out of range: 0 (no limit) to %d requests per second", r, MaxDeliveryRateLimit)})
+	}
+	if a := time.Duration(o.MaxRetryAge); a != 0 && (a < MinDeliveryRetryAge || a > MaxDeliveryRetryAge) {
+		errs = append(errs, &FieldError{Path: join(prefix, "max_retry_age"),
+			Message: fmt.Sprintf("%s is out of range: %s to %s (0 or left out: the engine's default)", o.MaxRetryAge, Duration(MinDeliveryRetryAge), Duration(MaxDeliveryRetryAge))})
+	}
+	return errs
 }
 
 func join(prefix, field string) string {

@@ -236,6 +236,17 @@ CREATE INDEX plan_violations_by_last_seen ON plan_violations (source_id, last_se
 			sqlite:   fmt.Sprintf(deliverySQL, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
 			postgres: fmt.Sprintf(deliverySQL, "BIGSERIAL PRIMARY KEY", "BYTEA"),
 		},
+		{
+			version: 6,
+			name:    "destination_delivery",
+			// Each destination's delivery options (concurrency, rate
+			// limit, maximum retry age) as a JSON object owned by
+			// internal/config; a field left out, as in '{}', takes the
+			// delivery engine's default.
+			sql: `
+ALTER TABLE destinations ADD COLUMN delivery TEXT NOT NULL DEFAULT '{}';
+`,
+		},
 	}
 }
 
