@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 
 	"github.com/confluxcdp/conflux/internal/config"
+	"github.com/confluxcdp/conflux/internal/deliver/destinations"
 	"github.com/confluxcdp/conflux/internal/server"
 	"github.com/confluxcdp/conflux/internal/stream"
 )
@@ -56,6 +57,9 @@ func check(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
+		return err
+	}
+	if err := cfg.CheckDestinations(context.Background(), destinations.Builtin().Check); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: OK (%d sources, %d destinations)\n", *path, len(cfg.Sources), len(cfg.Destinations))

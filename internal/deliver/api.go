@@ -154,7 +154,7 @@ func (e *Engine) serveQueue(w http.ResponseWriter, r *http.Request) {
 	}
 	var err error
 	var known bool
-	if st.Position, known, err = e.jobs.position(ctx, id); err == nil && !known && !ok {
+	if st.Position, _, known, err = e.jobs.position(ctx, id); err == nil && !known && !ok {
 		httpapi.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("destination %q has no delivery queue (unknown or never enabled)", id))
 		return
 	}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/confluxcdp/conflux/internal/config"
 )
 
 // Event is one event on its way to one destination: its JSON as the
@@ -185,7 +187,7 @@ func (r *Registry) Names() []string {
 func (r *Registry) Check(ctx context.Context, typ string, settings map[string]any) error {
 	t, ok := r.types[typ]
 	if !ok {
-		return fmt.Errorf("unknown destination type %q (known: %v)", typ, r.Names())
+		return fmt.Errorf("%w %q (known: %v)", config.ErrUnknownType, typ, r.Names())
 	}
 	d, err := t.New(ctx, Config{ID: "check", Settings: settings, HTTP: http.DefaultClient, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

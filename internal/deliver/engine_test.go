@@ -163,7 +163,7 @@ type harness struct {
 	done   chan error
 }
 
-func startEngine(t *testing.T, clock *fakeClock, opts deliver.Options, dests ...config.Destination) *harness {
+func startEngine(t testing.TB, clock *fakeClock, opts deliver.Options, dests ...config.Destination) *harness {
 	t.Helper()
 	h := &harness{log: streamtest.New(t), db: storetest.SQLite(t), clock: clock, done: make(chan error, 1)}
 	h.ws = config.NewWorkspace(1, config.Settings{}, []config.Source{{ID: "web", WriteKey: "k"}}, dests)
@@ -197,7 +197,7 @@ func (h *harness) stop() {
 }
 
 // get calls the delivery API.
-func (h *harness) get(t *testing.T, path string) map[string]any {
+func (h *harness) get(t testing.TB, path string) map[string]any {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	h.mux.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
@@ -208,7 +208,7 @@ func (h *harness) get(t *testing.T, path string) map[string]any {
 	return out
 }
 
-func (h *harness) waitRunning(t *testing.T, dest string) {
+func (h *harness) waitRunning(t testing.TB, dest string) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		if h.get(t, "/api/v1/destinations/"+dest+"/delivery")["running"] == true {

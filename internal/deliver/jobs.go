@@ -99,50 +99,56 @@ func fromMS(v int64) time.Time {
 	return time.UnixMilli(v).UTC()
 }
 
-// position returns a destination's stored position, and false when it has
+// position returns a destination's stored position and the encoded
+// finished records after it (see [tracker.state]), and false when it has
 // none yet.
-func (s *jobStore) position(ctx context.Context, dest string) (uint64, bool, error) {
+func (s *jobStore) position(ctx context.Context, dest string) (uint64, []byte, bool, error) {
 	var seq int64
-	err := s.db.SQL().QueryRowContext(ctx, s.db.Rebind(`SELECT seq FROM delivery_positions WHERE destination_id = ?`), dest).Scan(&seq)
+	var done []byte
+	err := s.db.SQL().QueryRowContext(ctx, s.db.Rebind(`SELECT seq, done FROM delivery_positions WHERE destination_id = ?`), dest).Scan(&seq, &done)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
+		return 0, nil, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("reading the delivery position of destination %q: %w", dest, err)
+		return 0, nil, false, fmt.Errorf("reading the delivery position of destination %q: %w", dest, err)
 	}
-	return uint64(seq), true, nil
+	return uint64(seq), done, true, nil
 }
 
-// apply writes ops and, when pos > 0, the destination's position, in one
-// transaction.
-func (s *jobStore) apply(ctx context.Context, dest string, ops []op, pos uint64, now time.Time) error {
+// position is a destination's state in the log, to store.
+type position struct {
+	seq  uint64
+	done []byte
+}
+
+// apply writes ops and, when pos is set, the destination's position, in
+// one transaction.
+func (s *jobStore) apply(ctx context.Context, dest string, ops []op, pos *position, now time.Time) error {
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for i := range ops {
 			if err := s.applyOne(ctx, tx, dest, &ops[i]); err != nil {
 				return fmt.Errorf("writing the delivery state of destination %q: %w", dest, err)
 			}
 		}
-		if pos > 0 {
-			if err := s.setPosition(ctx, tx, dest, pos, now); err != nil {
-				return err
-			}
+		if pos != nil {
+			return s.setPosition(ctx, tx, dest, *pos, now)
 		}
 		return nil
 	})
 }
 
 // initPosition stores a new destination's first position.
-func (s *jobStore) initPosition(ctx context.Context, dest string, pos uint64, now time.Time) error {
-	return s.db.InTx(ctx, func(tx *sql.Tx) error { return s.setPosition(ctx, tx, dest, pos, now) })
+func (s *jobStore) initPosition(ctx context.Context, dest string, seq uint64, now time.Time) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error { return s.setPosition(ctx, tx, dest, position{seq: seq}, now) })
 }
 
-func (s *jobStore) setPosition(ctx context.Context, tx *sql.Tx, dest string, pos uint64, now time.Time) error {
+func (s *jobStore) setPosition(ctx context.Context, tx *sql.Tx, dest string, pos position, now time.Time) error {
 	_, err := tx.ExecContext(ctx, s.db.Rebind(`
-INSERT INTO delivery_positions (destination_id, seq, updated_at) VALUES (?, ?, ?)
-ON CONFLICT (destination_id) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`),
-		dest, int64(pos), ms(now))
+INSERT INTO delivery_positions (destination_id, seq, done, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (destination_id) DO UPDATE SET seq = excluded.seq, done = excluded.done, updated_at = excluded.updated_at`),
+		dest, int64(pos.seq), nonNil(pos.done), ms(now))
 	if err != nil {
-		return fmt.Errorf("saving the delivery position %d of destination %q: %w", pos, dest, err)
+		return fmt.Errorf("saving the delivery position %d of destination %q: %w", pos.seq, dest, err)
 	}
 	return nil
 }
@@ -200,11 +206,12 @@ func nonNil(b []byte) []byte {
 }
 
 // due returns up to limit jobs of dest whose next attempt is at or before
-// now, oldest first, leaving out those in skip (in flight).
-func (s *jobStore) due(ctx context.Context, dest string, now time.Time, limit int, skip func(id string) bool) ([]job, error) {
+// now, oldest first, leaving out those in skip (in flight, at most
+// skipped of them).
+func (s *jobStore) due(ctx context.Context, dest string, now time.Time, limit, skipped int, skip func(id string) bool) ([]job, error) {
 	rows, err := s.db.SQL().QueryContext(ctx, s.db.Rebind(`
 SELECT `+jobColumns+` FROM delivery_jobs
-WHERE destination_id = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`), dest, ms(now), limit+256)
+WHERE destination_id = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`), dest, ms(now), limit+skipped)
 	if err != nil {
 		return nil, fmt.Errorf("reading the due jobs of destination %q: %w", dest, err)
 	}

@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -59,13 +60,24 @@ type queue struct {
 
 	mu       sync.Mutex
 	inflight map[string]*item // job id → item, for jobs being tried
-	saved    uint64           // the position last stored
+	// loading is held by the retrier while it reads due jobs and marks
+	// them in flight, and by the writer while it clears finished ones: a
+	// read that began before a job's row was deleted must not see the
+	// job cleared from inflight, or it would send the job again.
+	loading sync.Mutex
+	saved    position         // the position last stored
 }
 
 func (q *queue) run(ctx context.Context) error {
-	pos, ok, err := q.e.jobs.position(ctx, q.dest.ID)
+	pos, done, ok, err := q.e.jobs.position(ctx, q.dest.ID)
 	if err != nil {
 		return err
+	}
+	restored, err := decodeDone(done)
+	if err != nil {
+		// Sending a few events again is better than not starting.
+		q.log.Warn("the stored finished records are unreadable; the messages after the position are sent whole", "err", err)
+		restored = nil
 	}
 	if !ok {
 		// A new destination gets the events that arrive from now on.
@@ -76,7 +88,7 @@ func (q *queue) run(ctx context.Context) error {
 			return err
 		}
 	}
-	q.track, q.saved = newTracker(pos), pos
+	q.track, q.saved = newTracker(pos, restored), position{seq: pos, done: done}
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -151,7 +163,7 @@ func (q *queue) readFrom(ctx context.Context, from uint64) error {
 		}
 		ws := q.e.opts.Workspace()
 		for _, m := range msgs {
-			q.track.open(m.Seq)
+			finished := q.track.open(m.Seq)
 			idx := 0
 			for rec, err := range event.Records(m.Data) {
 				if err != nil {
@@ -160,7 +172,7 @@ func (q *queue) readFrom(ctx context.Context, from uint64) error {
 				}
 				i := idx
 				idx++
-				if !q.route.sources[rec.SourceID] {
+				if !q.route.sources[rec.SourceID] || finished(i) {
 					continue
 				}
 				ev, skip, err := q.route.prepare(ws, rec)
@@ -196,32 +208,48 @@ func (q *queue) readFrom(ctx context.Context, from uint64) error {
 
 // retrier feeds the senders the jobs whose retry time has come.
 func (q *queue) retrier(ctx context.Context) {
+	// A load takes at most limit jobs; when it is full, the next one
+	// follows at once (it waits for the senders to take the batches), so
+	// that a large backlog of retries drains at the senders' speed.
+	limit := max(4*q.batch*q.conc, 1000)
+	full := false
 	for {
-		if sleep(ctx, RealClock{}, q.e.opts.RetryPoll) != nil {
+		if !full && sleep(ctx, RealClock{}, q.e.opts.RetryPoll) != nil {
 			return
 		}
+		full = false
 		if !q.brk.closed() && q.track.unfinished() > 0 {
 			continue // the reader's events probe the breaker
 		}
-		jobs, err := q.e.jobs.due(ctx, q.dest.ID, q.e.clock.Now(), q.batch*q.conc, func(id string) bool {
+		q.loading.Lock()
+		q.mu.Lock()
+		busy := len(q.inflight)
+		q.mu.Unlock()
+		jobs, err := q.e.jobs.due(ctx, q.dest.ID, q.e.clock.Now(), limit, busy, func(id string) bool {
 			q.mu.Lock()
 			defer q.mu.Unlock()
 			_, busy := q.inflight[id]
 			return busy
 		})
+		q.mu.Lock()
+		for i := range jobs {
+			j := &jobs[i]
+			q.inflight[j.ID] = &item{job: j, ev: Event{MessageID: j.MessageID, SourceID: j.SourceID, Type: j.Type,
+				JSON: j.Event, ReceivedAt: j.ReceivedAt, Attempt: j.Attempts + 1}}
+		}
+		q.mu.Unlock()
+		q.loading.Unlock()
 		if err != nil {
 			if ctx.Err() == nil {
 				q.log.Warn("loading due jobs failed", "err", err)
 			}
 			continue
 		}
+		full = len(jobs) == limit
 		var pending []*item
 		for i := range jobs {
-			j := &jobs[i]
-			it := &item{job: j, ev: Event{MessageID: j.MessageID, SourceID: j.SourceID, Type: j.Type, JSON: j.Event,
-				ReceivedAt: j.ReceivedAt, Attempt: j.Attempts + 1}}
 			q.mu.Lock()
-			q.inflight[j.ID] = it
+			it := q.inflight[jobs[i].ID]
 			q.mu.Unlock()
 			pending = append(pending, it)
 			if len(pending) == q.batch || i == len(jobs)-1 {
@@ -322,16 +350,23 @@ func (q *queue) finish(it *item, r Result) {
 	now := q.e.clock.Now()
 	q.m.attempt(r)
 	if r.Outcome == Delivered {
+		if q.log.Enabled(context.Background(), slog.LevelDebug-4) {
+			q.log.Log(context.Background(), slog.LevelDebug-4, "delivered", "message_id", it.ev.MessageID, "attempt", it.ev.Attempt, "job", it.jobID(), "from_job", it.job != nil)
+		}
 		q.m.events(outcomeDelivered)
 		if !it.ev.ReceivedAt.IsZero() {
 			q.m.latency.Observe(now.Sub(it.ev.ReceivedAt).Seconds())
 		}
 		if it.job == nil {
-			q.track.done(it.seq)
+			q.track.done(it.seq, it.idx)
 			return
 		}
 		q.writes <- written{ops: []op{{kind: opDone, job: *it.job, fromJob: true}}, items: []*item{it}}
 		return
+	}
+	if q.log.Enabled(context.Background(), slog.LevelDebug) {
+		q.log.Debug("attempt failed", "message_id", it.ev.MessageID, "attempt", it.ev.Attempt, "job", it.jobID(),
+			"outcome", r.Outcome.String(), "reason", r.Reason, "status", r.StatusCode, "error", r.Error)
 	}
 	j := job{ID: it.jobID(), MessageID: it.ev.MessageID, SourceID: it.ev.SourceID, Type: it.ev.Type, Event: it.ev.JSON,
 		ReceivedAt: it.ev.ReceivedAt, Attempts: it.ev.Attempt, FirstAttemptAt: now,
@@ -383,11 +418,12 @@ func (q *queue) deadLetter(j *job, r Result, reason string, now time.Time) *Dead
 
 // writer stores state writes in transactions of up to a few thousand,
 // with the position the tracker reached, and then finishes their items.
-// It saves the position at least every second when it moved, and once
-// more when the queue stops.
+// It saves the position every 250 ms when it moved (so a crash sends again
+// at most what was in flight and what was delivered in the last 250 ms),
+// and once more when the queue stops.
 func (q *queue) writer() {
 	ctx := context.Background() // a write in progress is finished even when the queue stops
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		var batch written
@@ -426,11 +462,11 @@ func (q *queue) writer() {
 // store writes one batch, retrying until it succeeds: the queue's events
 // are not finished, and so not skipped, until it has.
 func (q *queue) store(ctx context.Context, w written) {
-	pos := q.track.position()
-	if pos <= q.saved {
-		pos = 0
+	var pos *position
+	if seq, done := q.track.state(); seq != q.saved.seq || !bytes.Equal(done, q.saved.done) {
+		pos = &position{seq: seq, done: done}
 	}
-	if len(w.ops) == 0 && pos == 0 {
+	if len(w.ops) == 0 && pos == nil {
 		return
 	}
 	for attempt := 1; ; attempt++ {
@@ -441,12 +477,14 @@ func (q *queue) store(ctx context.Context, w written) {
 		q.log.Warn("storing delivery state failed; retrying", "ops", len(w.ops), "attempt", attempt, "err", err)
 		time.Sleep(min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second))
 	}
-	if pos > 0 {
-		q.saved = pos
+	if pos != nil {
+		q.saved = *pos
 	}
+	q.loading.Lock()
+	defer q.loading.Unlock()
 	for _, it := range w.items {
 		if it.job == nil {
-			q.track.done(it.seq)
+			q.track.done(it.seq, it.idx)
 			continue
 		}
 		q.mu.Lock()

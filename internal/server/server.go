@@ -124,6 +124,10 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	} else {
 		cfg = &config.Config{}
 	}
+	registry := destinations.Builtin()
+	if err := cfg.CheckDestinations(ctx, registry.Check); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(opts.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating data directory %s: %w", opts.DataDir, err)
 	}
@@ -179,7 +183,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	s.deliver = deliver.New(deliver.Options{
-		Log: s.log, DB: s.db, Registry: destinations.Builtin(), Workspace: s.manager.Current,
+		Log: s.log, DB: s.db, Registry: registry, Workspace: s.manager.Current,
 		Registerer: reg, Logger: opts.Logger.With("component", "deliver"),
 	})
 	s.appender = stream.NewAppender(s.log.JetStream(), stream.AppenderOptions{Registerer: reg})
@@ -194,7 +198,9 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	s.suppress.Register(mux, auth)
 	collect.NewDebugger(s.log.JetStream(), s.manager.Current).Register(mux, auth)
 	process.RegisterViolationsAPI(mux, auth, s.violations, s.manager.Current)
-	config.NewAPI(repo, s.manager).Register(mux, auth)
+	configAPI := config.NewAPI(repo, s.manager)
+	configAPI.DestinationCheck = registry.Check
+	configAPI.Register(mux, auth)
 	s.deliver.Register(mux, auth)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -256,6 +256,7 @@ const deliverySQL = `
 CREATE TABLE delivery_positions (
 	destination_id TEXT PRIMARY KEY,
 	seq            BIGINT NOT NULL,
+	done           %[2]s NOT NULL,
 	updated_at     BIGINT NOT NULL
 );
 

@@ -5,6 +5,10 @@ package destinations
 
 import (
 	"github.com/confluxcdp/conflux/internal/deliver"
+	"github.com/confluxcdp/conflux/internal/deliver/destinations/amplitude"
+	"github.com/confluxcdp/conflux/internal/deliver/destinations/mixpanel"
+	"github.com/confluxcdp/conflux/internal/deliver/destinations/natsdest"
+	"github.com/confluxcdp/conflux/internal/deliver/destinations/redisstream"
 	"github.com/confluxcdp/conflux/internal/deliver/destinations/webhook"
 )
 
@@ -12,5 +16,9 @@ import (
 func Builtin() *deliver.Registry {
 	return deliver.NewRegistry(
 		webhook.Type,
+		amplitude.Type,
+		mixpanel.Type,
+		natsdest.Type,
+		redisstream.Type,
 	)
 }
