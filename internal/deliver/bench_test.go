@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,7 +28,7 @@ type countingReceiver struct {
 	ids  map[string]int
 	// refused counts the 503s per messageId.
 	refused map[string]int
-	srv  *httptest.Server
+	srv     *httptest.Server
 }
 
 func newCountingReceiver(tb testing.TB) *countingReceiver {

@@ -65,7 +65,7 @@ type queue struct {
 	// read that began before a job's row was deleted must not see the
 	// job cleared from inflight, or it would send the job again.
 	loading sync.Mutex
-	saved    position         // the position last stored
+	saved   position // the position last stored
 }
 
 func (q *queue) run(ctx context.Context) error {
