@@ -30,7 +30,9 @@ Usage:
   conflux serve  [flags]   run the server (Tracking API, Config API, log)
   conflux check  [flags]   validate a config file and exit
   conflux tail   [flags]   follow a source's events live
+  conflux replay [flags]   resend dead-lettered events, with progress
   conflux bench ingest [flags]   load-test the Tracking API
+  conflux bench deliver [flags]  API in, webhook out; -isolation beside a failing destination
   conflux bench dedup  [flags]   measure the dedup index (50M ids by default)
   conflux version
 
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = tail(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = bench(ctx, args[1:], stdout, stderr)
+	case "replay":
+		err = replay(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "conflux", version())
 	case "-h", "--help", "help":

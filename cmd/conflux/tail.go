@@ -26,10 +26,7 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "conflux tail: -source is required")
 		return errUsage
 	}
-	base := *addr
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
+	base := withScheme(*addr)
 	u := fmt.Sprintf("%s/api/v1/sources/%s/events?follow=true&limit=%d", strings.TrimRight(base, "/"), url.PathEscape(*source), *n)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
