@@ -78,9 +78,18 @@ func SendHTTP(ctx context.Context, client *http.Client, req HTTPRequest) (*HTTPR
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		r.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		if r.RetryAfter == 0 && resp.StatusCode == http.StatusTooManyRequests {
+			// A 429 that does not say how long still means "slow down":
+			// the destination pauses a second.
+			r.RetryAfter = DefaultThrottle
+		}
 	}
 	return out, r
 }
+
+// DefaultThrottle is how long a destination pauses after a 429 that has
+// no Retry-After.
+const DefaultThrottle = time.Second
 
 // ClassifyStatus maps an HTTP status to an outcome: 2xx delivered; 408,
 // 429 and 5xx retried; every other status discarded (Segment's documented

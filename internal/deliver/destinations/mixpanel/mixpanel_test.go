@@ -415,7 +415,7 @@ func TestAnswers(t *testing.T) {
 		{"429 with Retry-After", scripted{status: 429, header: http.Header{"Retry-After": {"7"}},
 			body: `{"code":429,"error":"Project exceeded rate limits. Please retry the request with exponential backoff.","status":"Too Many Requests"}`},
 			deliver.Retry, "http_429", 7 * time.Second},
-		{"429 without Retry-After", scripted{status: 429, body: `{"code":429}`}, deliver.Retry, "http_429", 0},
+		{"429 without Retry-After", scripted{status: 429, body: `{"code":429}`}, deliver.Retry, "http_429", deliver.DefaultThrottle},
 		{"500", scripted{status: 500, body: `oops`}, deliver.Retry, "http_500", 0},
 		{"502", scripted{status: 502}, deliver.Retry, "http_502", 0},
 		{"503 with Retry-After", scripted{status: 503, header: http.Header{"Retry-After": {"30"}}}, deliver.Retry, "http_503", 30 * time.Second},
