@@ -194,6 +194,7 @@ func (e *Engine) newQueue(ctx context.Context, d *config.Destination) *queue {
 		conc:     cmp.Or(dest.Delivery.Concurrency, e.opts.Concurrency),
 		maxAge:   cmp.Or(time.Duration(dest.Delivery.MaxRetryAge), e.opts.MaxRetryAge),
 		inflight: make(map[string]*item),
+		track:    newTracker(0, nil),
 	}
 	q.brk = newBreaker(e.clock, e.opts.BreakerThreshold, e.opts.BreakerMinOpen, e.opts.BreakerMaxOpen, q.m.breakerState)
 	q.lim = newLimiter(e.clock, dest.Delivery.RateLimit)

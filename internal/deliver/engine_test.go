@@ -131,7 +131,7 @@ func (e *endpoint) serve(w http.ResponseWriter, r *http.Request) {
 			conn.Close()
 		}
 	case step == "timeout":
-		time.Sleep(400 * time.Millisecond) // the client's timeout is 100ms
+		time.Sleep(1500 * time.Millisecond) // TestRetrySchedule's timeout is 500ms
 		w.WriteHeader(200)
 	case strings.HasPrefix(step, "429:"):
 		w.Header().Set("Retry-After", strings.TrimPrefix(step, "429:"))
@@ -235,7 +235,7 @@ func (h *harness) publish(t *testing.T, received time.Time, ids ...string) {
 }
 
 func hook(url string, delivery config.DeliveryOptions, settings map[string]any) config.Destination {
-	s := map[string]any{"url": url, "timeout": "100ms"}
+	s := map[string]any{"url": url, "timeout": "2s"}
 	for k, v := range settings {
 		s[k] = v
 	}
@@ -272,7 +272,7 @@ func TestRetrySchedule(t *testing.T) {
 	h := startEngine(t, clock, deliver.Options{
 		Backoff: deliver.Backoff{Min: 10 * time.Second, Max: 10 * time.Minute}, MaxRetryAge: time.Hour,
 		BreakerThreshold: 1000,
-	}, hook(ep.srv.URL, config.DeliveryOptions{Concurrency: 4}, nil))
+	}, hook(ep.srv.URL, config.DeliveryOptions{Concurrency: 4}, map[string]any{"timeout": "500ms"}))
 	ids := make([]string, 0, len(scripts))
 	for id := range scripts {
 		ids = append(ids, id)
@@ -280,16 +280,19 @@ func TestRetrySchedule(t *testing.T) {
 	sort.Strings(ids)
 	h.publish(t, start, ids...)
 
-	// Fine steps for the first minutes, coarse ones after, to two hours.
+	// Fine steps for the first minutes, coarse ones after, to two hours;
+	// after each, the queue makes every attempt due by then.
 	for clock.Now().Sub(start) < 2*time.Hour {
 		step := time.Second
-		if clock.Now().Sub(start) > 5*time.Minute {
-			step = 30 * time.Second
+		if clock.Now().Sub(start) > 3*time.Minute {
+			step = time.Minute
 		}
-		time.Sleep(3 * time.Millisecond)
+		if !h.engine.Settle(t.Context(), "hook", 10*time.Second) {
+			t.Fatalf("the queue did not settle at +%v", clock.Now().Sub(start))
+		}
 		clock.Advance(step)
 	}
-	time.Sleep(200 * time.Millisecond)
+	h.engine.Settle(t.Context(), "hook", 10*time.Second)
 	waitFor(t, func() bool { return h.get(t, "/api/v1/destinations/hook/delivery")["awaiting_retry"] == float64(0) })
 
 	for _, id := range []string{"ok", "flaky", "reset", "timeout", "again"} {

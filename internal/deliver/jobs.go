@@ -28,7 +28,11 @@ type job struct {
 	LastStatus     int
 	LastReason     string
 	LastError      string
-	ReplayID       string
+	// LastRequest and LastResponse are written, not read with the job:
+	// they go into the dead letter if the job expires before it is tried
+	// again.
+	LastRequest, LastResponse []byte
+	ReplayID                  string
 }
 
 // DeadLetter is a discarded or expired event, with its last attempt.
@@ -160,20 +164,35 @@ func (s *jobStore) applyOne(ctx context.Context, tx *sql.Tx, dest string, o *op)
 	case opSchedule:
 		_, err = tx.ExecContext(ctx, s.db.Rebind(`
 INSERT INTO delivery_jobs (destination_id, id, message_id, source_id, event_type, event, received_at, attempts,
-	first_attempt_at, next_attempt_at, last_status, last_reason, last_error, replay_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	first_attempt_at, next_attempt_at, last_status, last_reason, last_error, last_request, last_response, replay_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (destination_id, id) DO NOTHING`),
 			dest, j.ID, j.MessageID, j.SourceID, j.Type, string(j.Event), ms(j.ReceivedAt), j.Attempts,
-			ms(j.FirstAttemptAt), ms(j.NextAttemptAt), j.LastStatus, j.LastReason, j.LastError, nullString(j.ReplayID))
+			ms(j.FirstAttemptAt), ms(j.NextAttemptAt), j.LastStatus, j.LastReason, j.LastError,
+			nonNil(j.LastRequest), nonNil(j.LastResponse), nullString(j.ReplayID))
 	case opRetry:
 		_, err = tx.ExecContext(ctx, s.db.Rebind(`
-UPDATE delivery_jobs SET attempts = ?, next_attempt_at = ?, last_status = ?, last_reason = ?, last_error = ?
+UPDATE delivery_jobs SET attempts = ?, next_attempt_at = ?, last_status = ?, last_reason = ?, last_error = ?,
+	last_request = ?, last_response = ?
 WHERE destination_id = ? AND id = ?`),
-			j.Attempts, ms(j.NextAttemptAt), j.LastStatus, j.LastReason, j.LastError, dest, j.ID)
+			j.Attempts, ms(j.NextAttemptAt), j.LastStatus, j.LastReason, j.LastError,
+			nonNil(j.LastRequest), nonNil(j.LastResponse), dest, j.ID)
 	case opDone:
 		_, err = tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM delivery_jobs WHERE destination_id = ? AND id = ?`), dest, j.ID)
 	case opDead:
 		d := o.dead
+		if o.fromJob && d.Request == nil && d.Response == nil {
+			// Expired before it was tried again: the last attempt's
+			// exchange is the job's.
+			err = tx.QueryRowContext(ctx, s.db.Rebind(`SELECT last_request, last_response FROM delivery_jobs WHERE destination_id = ? AND id = ?`),
+				dest, j.ID).Scan(&d.Request, &d.Response)
+			if errors.Is(err, sql.ErrNoRows) {
+				err = nil
+			}
+			if err != nil {
+				break
+			}
+		}
 		_, err = tx.ExecContext(ctx, s.db.Rebind(`
 INSERT INTO dead_letters (destination_id, message_id, source_id, event_type, event, received_at, reason, status_code,
 	error_reason, error, request, response, attempts, first_attempt_at, failed_at, replay_id)
@@ -385,6 +404,13 @@ func (s *jobStore) requeue(ctx context.Context, f deadFilter, replayID string, l
 			if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM dead_letters WHERE id = ?`), d.ID); err != nil {
 				return err
 			}
+			if d.ReplayID != "" {
+				// A failure of an earlier replay is now this one's to
+				// account for.
+				if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE delivery_replays SET handed_over = handed_over + 1 WHERE id = ?`), d.ReplayID); err != nil {
+					return err
+				}
+			}
 		}
 		moved = len(batch)
 		_, err = tx.ExecContext(ctx, s.db.Rebind(`
@@ -400,11 +426,13 @@ ON CONFLICT (id) DO UPDATE SET moved = delivery_replays.moved + excluded.moved, 
 }
 
 // ReplayStatus is the progress of a replay: of Moved events put back into
-// the queues, Pending await delivery, Failed were dead-lettered again, and
-// the rest were delivered.
+// the queues, Pending await delivery, Failed were dead-lettered again,
+// HandedOver failed again and were then taken by a later replay, and the
+// rest were delivered.
 type ReplayStatus struct {
-	ID        string    `json:"id"`
-	Moved     int64     `json:"moved"`
+	ID         string `json:"id"`
+	Moved      int64  `json:"moved"`
+	HandedOver int64  `json:"handed_over"`
 	Pending   int64     `json:"pending"`
 	Failed    int64     `json:"failed"`
 	Delivered int64     `json:"delivered"`
@@ -417,8 +445,8 @@ type ReplayStatus struct {
 func (s *jobStore) replay(ctx context.Context, id string) (ReplayStatus, bool, error) {
 	r := ReplayStatus{ID: id}
 	var created, updated int64
-	err := s.db.SQL().QueryRowContext(ctx, s.db.Rebind(`SELECT moved, created_at, updated_at FROM delivery_replays WHERE id = ?`), id).
-		Scan(&r.Moved, &created, &updated)
+	err := s.db.SQL().QueryRowContext(ctx, s.db.Rebind(`SELECT moved, handed_over, created_at, updated_at FROM delivery_replays WHERE id = ?`), id).
+		Scan(&r.Moved, &r.HandedOver, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, false, nil
 	}
@@ -432,7 +460,7 @@ func (s *jobStore) replay(ctx context.Context, id string) (ReplayStatus, bool, e
 		return r, false, fmt.Errorf("reading replay %q: %w", id, err)
 	}
 	r.CreatedAt, r.UpdatedAt = fromMS(created), fromMS(updated)
-	r.Delivered = max(r.Moved-r.Pending-r.Failed, 0)
+	r.Delivered = max(r.Moved-r.HandedOver-r.Pending-r.Failed, 0)
 	return r, true, nil
 }
 

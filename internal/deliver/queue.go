@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/config"
@@ -65,6 +66,9 @@ type queue struct {
 	// read that began before a job's row was deleted must not see the
 	// job cleared from inflight, or it would send the job again.
 	loading sync.Mutex
+	// polls counts the retrier's loads, for tests that wait for a queue to
+	// settle (see idle).
+	polls atomic.Int64
 	saved   position // the position last stored
 }
 
@@ -88,7 +92,8 @@ func (q *queue) run(ctx context.Context) error {
 			return err
 		}
 	}
-	q.track, q.saved = newTracker(pos, restored), position{seq: pos, done: done}
+	q.track.reset(pos, restored)
+	q.saved = position{seq: pos, done: done}
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -221,6 +226,7 @@ func (q *queue) retrier(ctx context.Context) {
 		if !q.brk.closed() && q.track.unfinished() > 0 {
 			continue // the reader's events probe the breaker
 		}
+		q.polls.Add(1)
 		q.loading.Lock()
 		q.mu.Lock()
 		busy := len(q.inflight)
@@ -279,7 +285,7 @@ func (q *queue) sender(ctx context.Context) {
 		live := items[:0]
 		for _, it := range items {
 			if q.expired(it, now) {
-				q.finish(it, Result{Outcome: Retry, Reason: ReasonExpired, Error: "older than the destination's maximum retry age before it could be sent"})
+				q.expire(it, now)
 				continue
 			}
 			live = append(live, it)
@@ -374,9 +380,6 @@ func (q *queue) finish(it *item, r Result) {
 	if it.job != nil {
 		j.FirstAttemptAt, j.ReplayID = it.job.FirstAttemptAt, it.job.ReplayID
 	}
-	if r.Reason == ReasonExpired {
-		j.Attempts-- // expired before this attempt was made
-	}
 	o := op{job: j, fromJob: it.job != nil}
 	switch {
 	case r.Outcome == Retry:
@@ -384,12 +387,12 @@ func (q *queue) finish(it *item, r Result) {
 		if r.RetryAfter > 0 {
 			next = maxTime(next, now.Add(r.RetryAfter))
 		}
-		if r.Reason == ReasonExpired || (!it.ev.ReceivedAt.IsZero() && next.Sub(it.ev.ReceivedAt) > q.maxAge) {
+		if !it.ev.ReceivedAt.IsZero() && next.Sub(it.ev.ReceivedAt) > q.maxAge {
 			o.kind, o.dead = opDead, q.deadLetter(&j, r, DeadExpired, now)
 			q.m.events(outcomeExpired)
 			break
 		}
-		o.job.NextAttemptAt = next
+		o.job.NextAttemptAt, o.job.LastRequest, o.job.LastResponse = next, r.Request, r.Response
 		o.kind = opSchedule
 		if it.job != nil {
 			o.kind = opRetry
@@ -400,6 +403,21 @@ func (q *queue) finish(it *item, r Result) {
 		q.m.events(outcomeDiscarded)
 	}
 	q.writes <- written{ops: []op{o}, items: []*item{it}}
+}
+
+// expire dead-letters an event that grew older than the maximum retry age
+// before it could be tried (again), with its last attempt's outcome.
+func (q *queue) expire(it *item, now time.Time) {
+	q.m.events(outcomeExpired)
+	j := job{ID: it.jobID(), MessageID: it.ev.MessageID, SourceID: it.ev.SourceID, Type: it.ev.Type, Event: it.ev.JSON,
+		ReceivedAt: it.ev.ReceivedAt, Attempts: it.ev.Attempt - 1, FirstAttemptAt: now}
+	r := Result{Reason: ReasonExpired, Error: fmt.Sprintf("older than the destination's maximum retry age (%s) before it could be sent", q.maxAge)}
+	if it.job != nil {
+		j.FirstAttemptAt, j.ReplayID = it.job.FirstAttemptAt, it.job.ReplayID
+		r = Result{StatusCode: it.job.LastStatus, Reason: it.job.LastReason,
+			Error: fmt.Sprintf("%s (expired waiting for its next attempt: older than the maximum retry age %s)", it.job.LastError, q.maxAge)}
+	}
+	q.writes <- written{ops: []op{{kind: opDead, job: j, fromJob: it.job != nil, dead: q.deadLetter(&j, r, DeadExpired, now)}}, items: []*item{it}}
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -491,4 +509,13 @@ func (q *queue) store(ctx context.Context, w written) {
 		delete(q.inflight, it.job.ID)
 		q.mu.Unlock()
 	}
+}
+
+// idle reports whether the queue has nothing read or loaded that is not
+// finished (stored), and the number of retrier loads so far.
+func (q *queue) idle() (bool, int64) {
+	q.mu.Lock()
+	n := len(q.inflight)
+	q.mu.Unlock()
+	return n == 0 && q.track.unfinished() == 0, q.polls.Load()
 }

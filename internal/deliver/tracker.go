@@ -34,6 +34,14 @@ func newTracker(pos uint64, restored map[uint64][]uint64) *tracker {
 	return &tracker{pos: pos, restored: restored}
 }
 
+// reset starts the tracker again from a stored state, forgetting every
+// open message (a queue does it when it starts).
+func (t *tracker) reset(pos uint64, restored map[uint64][]uint64) {
+	t.mu.Lock()
+	t.pos, t.restored, t.pending = pos, restored, nil
+	t.mu.Unlock()
+}
+
 // open starts message seq, which the reader opens in order, and returns a
 // function that reports whether its record idx was finished before a
 // restart (and so is not to be sent).

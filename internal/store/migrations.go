@@ -274,6 +274,8 @@ CREATE TABLE delivery_jobs (
 	last_status      INTEGER NOT NULL,
 	last_reason      TEXT NOT NULL,
 	last_error       TEXT NOT NULL,
+	last_request     %[2]s NOT NULL,
+	last_response    %[2]s NOT NULL,
 	replay_id        TEXT,
 	PRIMARY KEY (destination_id, id)
 );
@@ -305,8 +307,9 @@ CREATE INDEX dead_letters_by_message ON dead_letters (message_id);
 CREATE INDEX dead_letters_by_replay ON dead_letters (replay_id);
 
 CREATE TABLE delivery_replays (
-	id         TEXT PRIMARY KEY,
-	moved      BIGINT NOT NULL,
+	id          TEXT PRIMARY KEY,
+	moved       BIGINT NOT NULL,
+	handed_over BIGINT NOT NULL DEFAULT 0,
 	created_at BIGINT NOT NULL,
 	updated_at BIGINT NOT NULL
 );
