@@ -2,9 +2,12 @@ package deliver
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/httpapi"
@@ -76,6 +79,10 @@ func internalError(w http.ResponseWriter, err error) {
 
 func (e *Engine) serveJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if err := checkParams(q, "message_id", "destination"); err != nil {
+		badRequest(w, err.Error())
+		return
+	}
 	msg, dest := q.Get("message_id"), q.Get("destination")
 	if msg == "" {
 		badRequest(w, "message_id is required: the messageId of the event to look up")
@@ -87,8 +94,14 @@ func (e *Engine) serveJobs(w http.ResponseWriter, r *http.Request) {
 		internalError(w, err)
 		return
 	}
+	executing := make(map[string]bool, len(states))
+	for _, st := range states {
+		executing[st.DestinationID] = true
+	}
 	for i := range jobs {
-		states = append(states, jobState(dests[i], StateAwaitingRetry, &jobs[i]))
+		if !executing[dests[i]] { // a retry in flight is listed once, as executing
+			states = append(states, jobState(dests[i], StateAwaitingRetry, &jobs[i]))
+		}
 	}
 	dead, err := e.jobs.deadLetters(r.Context(), deadFilter{Destination: dest, MessageID: msg}, 100)
 	if err != nil {
@@ -141,7 +154,8 @@ func (e *Engine) serveQueue(w http.ResponseWriter, r *http.Request) {
 	e.mu.Unlock()
 	if ok {
 		q := run.q
-		st.Running, st.Concurrency, st.BatchSize, st.MaxRetryAge = true, q.conc, q.batch, q.maxAge.String()
+		st.Running = q.started.Load()
+		st.Concurrency, st.BatchSize, st.MaxRetryAge = q.conc, q.batch, q.maxAge.String()
 		if q.newErr != nil {
 			st.Error = q.newErr.Error()
 		}
@@ -195,7 +209,21 @@ func parseDeadFilter(get func(string) string) (deadFilter, error) {
 			*p.t = t
 		}
 	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return f, fmt.Errorf("from %s is not before to %s", get("from"), get("to"))
+	}
 	return f, nil
+}
+
+// checkParams refuses query parameters a route does not know, so that a
+// typo (destination_id=) does not widen a selection silently.
+func checkParams(q map[string][]string, known ...string) error {
+	for k := range q {
+		if !slices.Contains(known, k) {
+			return fmt.Errorf("unknown parameter %q (known: %s)", k, strings.Join(known, ", "))
+		}
+	}
+	return nil
 }
 
 func parseLimit(v string, def, most int) (int, error) {
@@ -219,6 +247,10 @@ type deadLetterView struct {
 
 func (e *Engine) serveDeadLetters(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if err := checkParams(q, "destination", "reason", "message_id", "from", "to", "after", "limit"); err != nil {
+		badRequest(w, err.Error())
+		return
+	}
 	f, err := parseDeadFilter(q.Get)
 	if err != nil {
 		badRequest(w, err.Error())
@@ -230,7 +262,7 @@ func (e *Engine) serveDeadLetters(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if v := q.Get("after"); v != "" {
-		if f.AfterID, err = strconv.ParseInt(v, 10, 64); err != nil {
+		if f.AfterID, err = strconv.ParseInt(v, 10, 64); err != nil || f.AfterID < 1 {
 			badRequest(w, fmt.Sprintf("after %q: want the id of the last dead letter of the previous page", v))
 			return
 		}
@@ -271,11 +303,23 @@ type replayRequest struct {
 }
 
 func (e *Engine) serveReplay(w http.ResponseWriter, r *http.Request) {
-	var req replayRequest
+	var req *replayRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		badRequest(w, fmt.Sprintf("the body must be a JSON object with destination, reason, message_id, from, to, replay_id and limit: %v", err))
+	err := dec.Decode(&req)
+	if err == nil && dec.More() {
+		err = errors.New("data after the JSON object")
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		httpapi.WriteError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than 64 KiB")
+		return
+	case err == nil && req == nil:
+		err = errors.New("null")
+	}
+	if err != nil {
+		badRequest(w, fmt.Sprintf("the body must be a JSON object with destination, reason, message_id, from, to, replay_id and limit ({} for all): %v", err))
 		return
 	}
 	fields := map[string]string{"destination": req.Destination, "reason": req.Reason, "message_id": req.MessageID,
@@ -285,6 +329,14 @@ func (e *Engine) serveReplay(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err.Error())
 		return
 	}
+	// Only into queues that run: a replay into a deleted or disabled
+	// destination would wait forever.
+	enabled := e.enabledDestinations()
+	if req.Destination != "" && !slices.Contains(enabled, req.Destination) {
+		httpapi.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("destination %q is not an enabled destination: its dead letters can be replayed once it is", req.Destination))
+		return
+	}
+	f.Among = enabled
 	if req.Limit == 0 {
 		req.Limit = 1000
 	}

@@ -59,7 +59,7 @@ func (o *Options) defaults() {
 		o.Backoff = DefaultBackoff
 	}
 	if o.HTTP == nil {
-		o.HTTP = &http.Client{Transport: &http.Transport{
+		o.HTTP = &http.Client{CheckRedirect: noRedirects, Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
 			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConns:        1024,
@@ -81,6 +81,12 @@ func (o *Options) defaults() {
 	}
 }
 
+// noRedirects makes a 3xx the answer: following a 301 or 302 would turn
+// the POST into a GET without its body, and the event would count as
+// delivered while the destination never got it. A 3xx is discarded with
+// its Location in the recorded response.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
 // Engine runs one queue per enabled destination and keeps the set in step
 // with the workspace: a destination added, changed or removed starts,
 // restarts or stops its queue within ConfigPoll.
@@ -93,6 +99,9 @@ type Engine struct {
 
 	mu     sync.Mutex
 	queues map[string]*running
+	// known is every destination of the last snapshot, with whether it
+	// was enabled.
+	known map[string]bool
 }
 
 type running struct {
@@ -149,17 +158,49 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	want := make(map[string]*config.Destination)
+	now := make(map[string]bool, len(ws.Destinations))
 	for i := range ws.Destinations {
-		if d := &ws.Destinations[i]; d.Enabled {
+		d := &ws.Destinations[i]
+		now[d.ID] = d.Enabled
+		if d.Enabled {
 			want[d.ID] = d
 		}
 	}
+	prev := e.known
+	e.known = now
+	// A destination that was disabled starts again with the events that
+	// arrive from now on (as a new one does); one that was deleted loses
+	// its position and its retries, so that a new one with its id starts
+	// afresh. Dead letters stay, for inspection and replay.
+	var forget []string
+	for id, enabled := range prev {
+		if was, ok := now[id]; !ok || (!enabled && was) {
+			forget = append(forget, id)
+		}
+	}
+	var stopping []*running
 	for id, r := range e.queues {
 		if d, ok := want[id]; !ok || fingerprint(d) != r.fingerprint {
 			r.cancel()
-			<-r.done
+			stopping = append(stopping, r)
 			delete(e.queues, id)
+			if !ok {
+				e.m.forget(id)
+			}
 			e.opts.Logger.Info("delivery queue stopped", "destination", id)
+		}
+	}
+	// A stopping queue finishes its requests in hand; the API and the
+	// other queues do not wait for it, but its successor does (one queue
+	// per destination at a time).
+	e.mu.Unlock()
+	for _, r := range stopping {
+		<-r.done
+	}
+	e.mu.Lock()
+	for _, id := range forget {
+		if err := e.jobs.forget(ctx, id, now[id]); err != nil {
+			e.opts.Logger.Error("forgetting the delivery state of a removed or re-enabled destination", "destination", id, "err", err)
 		}
 	}
 	for id, d := range want {
@@ -214,17 +255,22 @@ func (e *Engine) newQueue(ctx context.Context, d *config.Destination) *queue {
 	}
 	q.typ, q.route, q.batch = typ, newRouting(&q.dest, typ), typ.batchSize(dest.Settings)
 	q.work = make(chan []*item, q.conc)
+	q.window = 256 + 4*q.conc
 	q.writes = make(chan written, 4*q.batch*q.conc)
 	return q
 }
 
 func (e *Engine) stopAll() {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	var stopping []*running
 	for id, r := range e.queues {
 		r.cancel()
-		<-r.done
+		stopping = append(stopping, r)
 		delete(e.queues, id)
+	}
+	e.mu.Unlock()
+	for _, r := range stopping {
+		<-r.done
 	}
 }
 
@@ -261,6 +307,19 @@ func (e *Engine) inFlight(dest, messageID string) []JobState {
 			}
 		}
 		r.q.mu.Unlock()
+	}
+	return out
+}
+
+// enabledDestinations returns the ids of the workspace's enabled
+// destinations.
+func (e *Engine) enabledDestinations() []string {
+	ws := e.opts.Workspace()
+	out := []string{}
+	for _, d := range ws.Destinations {
+		if d.Enabled {
+			out = append(out, d.ID)
+		}
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // HTTPRequest is one request an HTTP destination sends.
@@ -56,20 +57,20 @@ func SendHTTP(ctx context.Context, client *http.Client, req HTTPRequest) (*HTTPR
 	for k, vs := range req.Header {
 		hr.Header[k] = vs
 	}
-	recorded := RecordRequest(hr, req.Body)
 	resp, err := client.Do(hr)
 	if err != nil {
 		r := ClassifyError(err)
-		r.Request = recorded
+		r.Request = RecordRequest(hr, req.Body)
 		return nil, r
 	}
 	defer resp.Body.Close()
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxRecorded))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
 	out := &HTTPResponse{StatusCode: resp.StatusCode, Header: resp.Header, Body: body}
-	r := Result{Outcome: ClassifyStatus(resp.StatusCode), StatusCode: resp.StatusCode, Request: recorded,
-		Response: RecordResponse(resp, body)}
+	r := Result{Outcome: ClassifyStatus(resp.StatusCode), StatusCode: resp.StatusCode}
 	if r.Outcome != Delivered {
+		// Only a failure is kept, so only a failure is recorded.
+		r.Request, r.Response = RecordRequest(hr, req.Body), RecordResponse(resp, body)
 		r.Reason = "http_" + strconv.Itoa(resp.StatusCode)
 		r.Error = fmt.Sprintf("%s answered %d %s", hr.URL.Host, resp.StatusCode, summarize(body))
 		if readErr != nil {
@@ -93,7 +94,8 @@ const DefaultThrottle = time.Second
 
 // ClassifyStatus maps an HTTP status to an outcome: 2xx delivered; 408,
 // 429 and 5xx retried; every other status discarded (Segment's documented
-// policy: no retry on authentication failures and other 4xx).
+// policy: no retry on authentication failures and other 4xx; a 3xx is not
+// followed, see the engine's client).
 func ClassifyStatus(code int) Outcome {
 	switch {
 	case code >= 200 && code < 300:
@@ -118,7 +120,8 @@ func ClassifyError(err error) Result {
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF),
 		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.EPIPE):
 		return Result{Outcome: Retry, Reason: ReasonConnection, Error: err.Error()}
-	case strings.Contains(err.Error(), "unsupported protocol scheme"), strings.Contains(err.Error(), "no Host in request URL"):
+	case strings.Contains(err.Error(), "unsupported protocol scheme"), strings.Contains(err.Error(), "no Host in request URL"),
+		strings.Contains(err.Error(), "invalid header field"):
 		return Result{Outcome: Discard, Reason: ReasonInvalidSettings, Error: err.Error()}
 	}
 	// DNS failures, TLS handshakes and the like may pass later.
@@ -196,9 +199,13 @@ func bound(b []byte) []byte {
 
 // summarize returns the start of a response body for an error message.
 func summarize(body []byte) string {
-	s := strings.TrimSpace(string(body))
+	s := strings.TrimSpace(strings.ToValidUTF8(string(body), "\uFFFD"))
 	if len(s) > 200 {
-		s = s[:200] + "…"
+		cut := 200
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
 	}
 	if s == "" {
 		return "(empty body)"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/confluxcdp/conflux/internal/store"
 )
@@ -141,6 +142,21 @@ func (s *jobStore) apply(ctx context.Context, dest string, ops []op, pos *positi
 	})
 }
 
+// forget deletes a destination's position (so that its queue starts at
+// the end of the log) and, unless keepJobs, its jobs awaiting retry.
+func (s *jobStore) forget(ctx context.Context, dest string, keepJobs bool) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM delivery_positions WHERE destination_id = ?`), dest); err != nil {
+			return err
+		}
+		if keepJobs {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM delivery_jobs WHERE destination_id = ?`), dest)
+		return err
+	})
+}
+
 // initPosition stores a new destination's first position.
 func (s *jobStore) initPosition(ctx context.Context, dest string, seq uint64, now time.Time) error {
 	return s.db.InTx(ctx, func(tx *sql.Tx) error { return s.setPosition(ctx, tx, dest, position{seq: seq}, now) })
@@ -167,15 +183,15 @@ INSERT INTO delivery_jobs (destination_id, id, message_id, source_id, event_type
 	first_attempt_at, next_attempt_at, last_status, last_reason, last_error, last_request, last_response, replay_id)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (destination_id, id) DO NOTHING`),
-			dest, j.ID, j.MessageID, j.SourceID, j.Type, string(j.Event), ms(j.ReceivedAt), j.Attempts,
-			ms(j.FirstAttemptAt), ms(j.NextAttemptAt), j.LastStatus, j.LastReason, j.LastError,
+			dest, j.ID, text(j.MessageID), j.SourceID, text(j.Type), text(string(j.Event)), ms(j.ReceivedAt), j.Attempts,
+			ms(j.FirstAttemptAt), ms(j.NextAttemptAt), j.LastStatus, text(j.LastReason), text(j.LastError),
 			nonNil(j.LastRequest), nonNil(j.LastResponse), nullString(j.ReplayID))
 	case opRetry:
 		_, err = tx.ExecContext(ctx, s.db.Rebind(`
 UPDATE delivery_jobs SET attempts = ?, next_attempt_at = ?, last_status = ?, last_reason = ?, last_error = ?,
 	last_request = ?, last_response = ?
 WHERE destination_id = ? AND id = ?`),
-			j.Attempts, ms(j.NextAttemptAt), j.LastStatus, j.LastReason, j.LastError,
+			j.Attempts, ms(j.NextAttemptAt), j.LastStatus, text(j.LastReason), text(j.LastError),
 			nonNil(j.LastRequest), nonNil(j.LastResponse), dest, j.ID)
 	case opDone:
 		_, err = tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM delivery_jobs WHERE destination_id = ? AND id = ?`), dest, j.ID)
@@ -197,8 +213,8 @@ WHERE destination_id = ? AND id = ?`),
 INSERT INTO dead_letters (destination_id, message_id, source_id, event_type, event, received_at, reason, status_code,
 	error_reason, error, request, response, attempts, first_attempt_at, failed_at, replay_id)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			dest, d.MessageID, d.SourceID, d.EventType, string(d.Event), ms(d.ReceivedAt), d.Reason, d.StatusCode,
-			d.ErrorReason, d.Error, nonNil(d.Request), nonNil(d.Response), d.Attempts, ms(d.FirstAttemptAt), ms(d.FailedAt),
+			dest, text(d.MessageID), d.SourceID, text(d.EventType), text(string(d.Event)), ms(d.ReceivedAt), d.Reason, d.StatusCode,
+			text(d.ErrorReason), text(d.Error), nonNil(d.Request), nonNil(d.Response), d.Attempts, ms(d.FirstAttemptAt), ms(d.FailedAt),
 			nullString(d.ReplayID))
 		if err == nil && o.fromJob {
 			_, err = tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM delivery_jobs WHERE destination_id = ? AND id = ?`), dest, j.ID)
@@ -208,6 +224,16 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		return fmt.Errorf("job %s (message %s): %w", j.ID, j.MessageID, err)
 	}
 	return nil
+}
+
+// text makes a string from outside (a destination's answer, an event's
+// field) storable on both engines: PostgreSQL refuses invalid UTF-8 and
+// NUL in TEXT, and a refused write would stop the queue.
+func text(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 func nullString(s string) any {
@@ -285,6 +311,8 @@ type deadFilter struct {
 	// NotReplay leaves out the dead letters of this replay (those that
 	// failed again), so that a replay ends.
 	NotReplay string
+	// Among, when not nil, narrows to these destinations.
+	Among []string
 	AfterID   int64 // pagination: ids greater than this
 }
 
@@ -309,6 +337,16 @@ func (f deadFilter) where() (string, []any) {
 	}
 	if f.ReplayID != "" {
 		add("replay_id = ?", f.ReplayID)
+	}
+	if f.Among != nil {
+		if len(f.Among) == 0 {
+			conds = append(conds, "1 = 0")
+		} else {
+			conds = append(conds, "destination_id IN (?"+strings.Repeat(", ?", len(f.Among)-1)+")")
+			for _, d := range f.Among {
+				args = append(args, d)
+			}
+		}
 	}
 	if f.NotReplay != "" {
 		add("COALESCE(replay_id, '') <> ?", f.NotReplay)
@@ -374,6 +412,7 @@ func (s *jobStore) requeue(ctx context.Context, f deadFilter, replayID string, l
 	var moved int
 	f.NotReplay = replayID
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		moved = 0
 		where, args := f.where()
 		rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT `+deadColumns+` FROM dead_letters`+where+` ORDER BY id LIMIT ?`), append(args, limit)...)
 		if err != nil {
@@ -393,15 +432,22 @@ func (s *jobStore) requeue(ctx context.Context, f deadFilter, replayID string, l
 			return err
 		}
 		for _, d := range batch {
+			// Delete first: a concurrent replay that selected the same
+			// row moves it only if its delete wins.
+			res, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM dead_letters WHERE id = ?`), d.ID)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n != 1 {
+				continue
+			}
 			o := op{kind: opSchedule, job: job{
 				ID: fmt.Sprintf("r%d", d.ID), MessageID: d.MessageID, SourceID: d.SourceID, Type: d.EventType,
 				Event: d.Event, ReceivedAt: d.ReceivedAt, FirstAttemptAt: now, NextAttemptAt: now,
-				LastStatus: d.StatusCode, LastReason: d.ErrorReason, LastError: d.Error, ReplayID: replayID,
+				LastStatus: d.StatusCode, LastReason: d.ErrorReason, LastError: d.Error,
+				LastRequest: d.Request, LastResponse: d.Response, ReplayID: replayID,
 			}}
 			if err := s.applyOne(ctx, tx, d.DestinationID, &o); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM dead_letters WHERE id = ?`), d.ID); err != nil {
 				return err
 			}
 			if d.ReplayID != "" {
@@ -411,8 +457,8 @@ func (s *jobStore) requeue(ctx context.Context, f deadFilter, replayID string, l
 					return err
 				}
 			}
+			moved++
 		}
-		moved = len(batch)
 		_, err = tx.ExecContext(ctx, s.db.Rebind(`
 INSERT INTO delivery_replays (id, moved, created_at, updated_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET moved = delivery_replays.moved + excluded.moved, updated_at = excluded.updated_at`),
@@ -430,14 +476,14 @@ ON CONFLICT (id) DO UPDATE SET moved = delivery_replays.moved + excluded.moved, 
 // HandedOver failed again and were then taken by a later replay, and the
 // rest were delivered.
 type ReplayStatus struct {
-	ID         string `json:"id"`
-	Moved      int64  `json:"moved"`
-	HandedOver int64  `json:"handed_over"`
-	Pending   int64     `json:"pending"`
-	Failed    int64     `json:"failed"`
-	Delivered int64     `json:"delivered"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID         string    `json:"id"`
+	Moved      int64     `json:"moved"`
+	HandedOver int64     `json:"handed_over"`
+	Pending    int64     `json:"pending"`
+	Failed     int64     `json:"failed"`
+	Delivered  int64     `json:"delivered"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // replay returns a replay's progress, and false when there is no such

@@ -108,3 +108,11 @@ func (q *queueMetrics) attempt(r Result) {
 	}
 	q.m.attempts.WithLabelValues(q.dest, r.Outcome.String(), reason).Inc()
 }
+
+// forget deletes a removed destination's series.
+func (m *metrics) forget(dest string) {
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+		m.events, m.attempts, m.requests, m.latency, m.lag, m.jobs, m.dead, m.breaker} {
+		v.DeletePartialMatch(prometheus.Labels{"destination": dest})
+	}
+}

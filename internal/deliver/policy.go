@@ -108,6 +108,7 @@ func newBreaker(c Clock, threshold int, minOpen, maxOpen time.Duration, changed 
 	if changed == nil {
 		changed = func(breakerState) {}
 	}
+	changed(breakerClosed)
 	return &breaker{clock: c, threshold: threshold, minOpen: minOpen, maxOpen: maxOpen, openFor: minOpen, changed: changed}
 }
 
@@ -127,8 +128,8 @@ func (b *breaker) wait(ctx context.Context) (probe bool, err error) {
 			return false, nil
 		case b.state == breakerOpen && !now.Before(b.openUntil):
 			b.state, b.probing = breakerHalfOpen, true
-			b.mu.Unlock()
 			b.changed(breakerHalfOpen)
+			b.mu.Unlock()
 			return true, nil
 		case b.state == breakerOpen:
 			d = b.openUntil.Sub(now)
@@ -170,10 +171,10 @@ func (b *breaker) record(ok, probe bool) {
 			b.state, b.openUntil, to = breakerOpen, b.clock.Now().Add(b.openFor), breakerOpen
 		}
 	}
-	b.mu.Unlock()
 	if to >= 0 {
-		b.changed(to)
+		b.changed(to) // under the lock: gauges see transitions in order
 	}
+	b.mu.Unlock()
 }
 
 // hold pauses every send until d from now (a Retry-After); a shorter

@@ -51,6 +51,7 @@ type queue struct {
 	batch  int
 	conc   int
 	maxAge time.Duration
+	window int // most processed messages open at once
 	brk    *breaker
 	lim    *limiter
 	track  *tracker
@@ -69,7 +70,10 @@ type queue struct {
 	// polls counts the retrier's loads, for tests that wait for a queue to
 	// settle (see idle).
 	polls atomic.Int64
-	saved   position // the position last stored
+	// started is set once the queue knows its position: from then on,
+	// events that arrive are its.
+	started atomic.Bool
+	saved position // the position last stored
 }
 
 func (q *queue) run(ctx context.Context) error {
@@ -94,6 +98,8 @@ func (q *queue) run(ctx context.Context) error {
 	}
 	q.track.reset(pos, restored)
 	q.saved = position{seq: pos, done: done}
+	q.started.Store(true)
+	defer q.started.Store(false)
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -168,6 +174,14 @@ func (q *queue) readFrom(ctx context.Context, from uint64) error {
 		}
 		ws := q.e.opts.Workspace()
 		for _, m := range msgs {
+			// While the oldest unfinished event waits (an open breaker,
+			// a Retry-After, a slow request), read no further than a
+			// bounded window, so memory and the tracker stay small.
+			for q.track.unfinished() >= q.window {
+				if sleep(ctx, RealClock{}, 5*time.Millisecond) != nil {
+					return ctx.Err()
+				}
+			}
 			finished := q.track.open(m.Seq)
 			idx := 0
 			for rec, err := range event.Records(m.Data) {
@@ -188,7 +202,7 @@ func (q *queue) readFrom(ctx context.Context, from uint64) error {
 					if ev.JSON == nil {
 						it.ev.JSON = rec.JSON
 					}
-					q.finish(it, Result{Outcome: Discard, Reason: ReasonInvalidEvent, Error: err.Error()})
+					q.settle(it, Result{Outcome: Discard, Reason: ReasonInvalidEvent, Error: err.Error()})
 					continue
 				}
 				if skip != skipNone {
@@ -331,7 +345,7 @@ func (q *queue) send(ctx context.Context, items []*item) []Result {
 			results[i] = r
 		}
 	} else {
-		results = q.d.Send(ctx, evs)
+		results = q.sendSafely(ctx, evs)
 	}
 	q.m.requests.Observe(time.Since(start).Seconds())
 	if len(results) != len(items) {
@@ -345,16 +359,52 @@ func (q *queue) send(ctx context.Context, items []*item) []Result {
 	return results
 }
 
+// sendSafely calls Send and turns a panic (a mapping bug on an odd event)
+// into retries of the batch, so that one destination's bug neither stops
+// the process nor the other destinations.
+func (q *queue) sendSafely(ctx context.Context, evs []*Event) (results []Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			q.log.Error("destination panicked; the batch will be retried", "panic", p, "events", len(evs))
+			r := Result{Outcome: Retry, Reason: ReasonDestinationError, Error: fmt.Sprintf("the destination panicked: %v", p)}
+			results = make([]Result, len(evs))
+			for i := range results {
+				results[i] = r
+			}
+		}
+	}()
+	return q.d.Send(ctx, evs)
+}
+
+// ageBase is when an event's maximum retry age starts: when Conflux
+// received it; for a replayed event, when it was replayed (a replay is a
+// new chance, also for events that expired); for an event without a
+// usable receivedAt, its first attempt. Zero: not known yet (a first
+// attempt of such an event does not expire).
+func ageBase(it *item) time.Time {
+	if it.job != nil && (it.job.ReplayID != "" || it.ev.ReceivedAt.IsZero()) {
+		return it.job.FirstAttemptAt
+	}
+	return it.ev.ReceivedAt
+}
+
 func (q *queue) expired(it *item, now time.Time) bool {
-	return !it.ev.ReceivedAt.IsZero() && now.Sub(it.ev.ReceivedAt) > q.maxAge
+	base := ageBase(it)
+	return !base.IsZero() && now.Sub(base) > q.maxAge
 }
 
 // finish records the outcome of an attempt: a delivered log event is
 // finished at once; everything else becomes a state write, finished when
 // the writer has stored it.
 func (q *queue) finish(it *item, r Result) {
-	now := q.e.clock.Now()
 	q.m.attempt(r)
+	q.settle(it, r)
+}
+
+// settle is finish without counting an attempt: for an event that was not
+// sent (one that cannot be prepared).
+func (q *queue) settle(it *item, r Result) {
+	now := q.e.clock.Now()
 	if r.Outcome == Delivered {
 		if q.log.Enabled(context.Background(), slog.LevelDebug-4) {
 			q.log.Log(context.Background(), slog.LevelDebug-4, "delivered", "message_id", it.ev.MessageID, "attempt", it.ev.Attempt, "job", it.jobID(), "from_job", it.job != nil)
@@ -387,7 +437,11 @@ func (q *queue) finish(it *item, r Result) {
 		if r.RetryAfter > 0 {
 			next = maxTime(next, now.Add(r.RetryAfter))
 		}
-		if !it.ev.ReceivedAt.IsZero() && next.Sub(it.ev.ReceivedAt) > q.maxAge {
+		base := ageBase(it)
+		if base.IsZero() {
+			base = now // its first attempt: the job's FirstAttemptAt
+		}
+		if next.Sub(base) > q.maxAge {
 			o.kind, o.dead = opDead, q.deadLetter(&j, r, DeadExpired, now)
 			q.m.events(outcomeExpired)
 			break
@@ -481,7 +535,13 @@ func (q *queue) writer() {
 // are not finished, and so not skipped, until it has.
 func (q *queue) store(ctx context.Context, w written) {
 	var pos *position
-	if seq, done := q.track.state(); seq != q.saved.seq || !bytes.Equal(done, q.saved.done) {
+	var also []record
+	for _, it := range w.items {
+		if it.job == nil {
+			also = append(also, record{it.seq, it.idx})
+		}
+	}
+	if seq, done := q.track.state(also...); seq != q.saved.seq || !bytes.Equal(done, q.saved.done) {
 		pos = &position{seq: seq, done: done}
 	}
 	if len(w.ops) == 0 && pos == nil {

@@ -41,11 +41,15 @@ var heads = map[string]bool{"type": true, "messageId": true, "receivedAt": true,
 // it is skipped. Only the fields the engine needs are decoded, unless the
 // destination's rules read or change the event: then it is decoded whole
 // and re-encoded after they ran.
-func (r *routing) prepare(ws *config.Workspace, rec event.Record) (Event, skipReason, error) {
+func (r *routing) prepare(ws *config.Workspace, rec event.Record) (ev Event, skip skipReason, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("preparing an event of source %q for destination %q panicked: %v", rec.SourceID, r.dest.ID, p)
+		}
+	}()
 	rules := ws.DestinationRules(r.dest.ID, rec.SourceID)
 	whole := len(rules.Transformations) > 0 || rules.Filters.Len() > 0
 	var doc event.Doc
-	var err error
 	if whole {
 		doc, err = event.Decode(rec.JSON)
 	} else {
@@ -54,7 +58,7 @@ func (r *routing) prepare(ws *config.Workspace, rec event.Record) (Event, skipRe
 	if err != nil {
 		return Event{}, skipNone, fmt.Errorf("decoding an event of source %q: %w", rec.SourceID, err)
 	}
-	ev := Event{SourceID: rec.SourceID, JSON: rec.JSON, Attempt: 1}
+	ev = Event{SourceID: rec.SourceID, JSON: rec.JSON, Attempt: 1}
 	ev.MessageID, _ = doc["messageId"].(string)
 	ev.Type, _ = doc["type"].(string)
 	if s, ok := doc["receivedAt"].(string); ok {

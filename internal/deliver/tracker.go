@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -49,12 +50,13 @@ func (t *tracker) open(seq uint64) (finished func(idx int) bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := &trackEntry{seq: seq}
-	if bits, ok := t.restored[seq]; ok {
-		e.done = bits
+	bits := t.restored[seq] // read only by the closure; e.done is a copy
+	if bits != nil {
+		e.done = slices.Clone(bits)
 		delete(t.restored, seq)
 	}
 	t.pending = append(t.pending, e)
-	return func(idx int) bool { return bitSet(e.done, idx) }
+	return func(idx int) bool { return bitSet(bits, idx) }
 }
 
 // add counts one more unfinished record of the message opened last.
@@ -104,19 +106,35 @@ func (t *tracker) position() uint64 {
 	return t.pos
 }
 
+// record names one record of a processed message.
+type record struct {
+	seq uint64
+	idx int
+}
+
 // state returns the position and the encoded finished records of the
-// messages after it.
-func (t *tracker) state() (uint64, []byte) {
+// messages after it, counting also the records in also: those whose state
+// is written in the same transaction, and so finished once it commits.
+func (t *tracker) state(also ...record) (uint64, []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var b []byte
 	for _, e := range t.pending {
-		if len(e.done) == 0 {
+		bits, copied := e.done, false
+		for _, r := range also {
+			if r.seq == e.seq {
+				if !copied {
+					bits, copied = slices.Clone(bits), true
+				}
+				bits = setBit(bits, r.idx)
+			}
+		}
+		if len(bits) == 0 {
 			continue
 		}
 		b = binary.AppendUvarint(b, e.seq)
-		b = binary.AppendUvarint(b, uint64(len(e.done)))
-		for _, w := range e.done {
+		b = binary.AppendUvarint(b, uint64(len(bits)))
+		for _, w := range bits {
 			b = binary.LittleEndian.AppendUint64(b, w)
 		}
 	}

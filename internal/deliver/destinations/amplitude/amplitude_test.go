@@ -358,6 +358,10 @@ func TestSendRequest(t *testing.T) {
 	if ct := reqs[0].Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type %q", ct)
 	}
+	// Only failures are recorded (they are what the dead-letter store
+	// keeps): send the same events to a failing API.
+	f.configure(func(f *fake) { f.script(scripted{status: 500, body: `{"code":500,"error":"Internal error"}`}) })
+	results = d.Send(t.Context(), events)
 	rec := results[0].Request
 	if !bytes.HasPrefix(rec, []byte("POST "+f.url("/2/httpapi")+"\n")) {
 		t.Errorf("recorded request starts %q", rec[:min(len(rec), 80)])
@@ -365,7 +369,7 @@ func TestSendRequest(t *testing.T) {
 	if bytes.Contains(rec, []byte(f.apiKey)) || !bytes.Contains(rec, []byte(`{"api_key":"xxxxx","events":[{"user_id":"user-20391"`)) {
 		t.Errorf("the recorded request does not mask the API key:\n%s", rec)
 	}
-	if !bytes.Contains(results[0].Response, []byte(`"events_ingested":3`)) {
+	if !bytes.Contains(results[0].Response, []byte(`Internal error`)) {
 		t.Errorf("recorded response %q", results[0].Response)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,23 +72,23 @@ func newWebhook(_ context.Context, cfg deliver.Config) (deliver.Destination, err
 		}
 		for k, v := range m {
 			sv, ok := v.(string)
-			if !ok || k == "" || strings.ContainsAny(k, " :\r\n") || strings.ContainsAny(sv, "\r\n") {
-				return nil, fmt.Errorf("settings.headers.%s: want a header name and a one-line string value", k)
+			if !ok || !validHeaderName(k) || !validHeaderValue(sv) {
+				return nil, fmt.Errorf("settings.headers.%s: want a header name (letters, digits and !#$%%&'*+-.^_`|~) and a string value without control characters", k)
 			}
 			w.headers.Set(k, sv)
 		}
 	}
 	if v, ok := s["secret"]; ok {
 		sv, ok := v.(string)
-		if !ok {
-			return nil, fmt.Errorf("settings.secret: want a string")
+		if !ok || sv == "" {
+			return nil, fmt.Errorf("settings.secret: want a non-empty string (leave it out to send unsigned requests)")
 		}
 		w.secret = []byte(sv)
 	}
 	if v, ok := s["timeout"]; ok {
 		sv, _ := v.(string)
 		d, err := time.ParseDuration(sv)
-		if err != nil || d <= 0 || d > 5*time.Minute {
+		if err != nil || d < time.Millisecond || d > 5*time.Minute {
 			return nil, fmt.Errorf("settings.timeout: %v is not a duration between 1ms and 5m, such as \"10s\"", v)
 		}
 		w.timeout = d
@@ -114,6 +115,8 @@ func intSetting(s map[string]any, key string, def int) (int, error) {
 		if float64(n) != x {
 			n = 0
 		}
+	case string: // from an environment reference, ${BATCH}
+		n, _ = strconv.Atoi(x)
 	}
 	if n < 1 || n > MaxBatchSize {
 		return def, fmt.Errorf("settings.%s: %v is not a whole number from 1 to %d", key, v, MaxBatchSize)
@@ -167,6 +170,31 @@ func (w *webhook) post(ctx context.Context, body []byte, key string) deliver.Res
 	}
 	_, r := deliver.SendHTTP(ctx, w.http, deliver.HTTPRequest{URL: w.url, Header: h, Body: body, Timeout: w.timeout})
 	return r
+}
+
+// validHeaderName reports whether k is an HTTP token (RFC 9110 §5.6.2).
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !ok && (c > 127 || !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c))) {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether v has no control characters but tab.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // Close has nothing to release: the HTTP client is the engine's.
