@@ -312,8 +312,8 @@ type deadFilter struct {
 	// failed again), so that a replay ends.
 	NotReplay string
 	// Among, when not nil, narrows to these destinations.
-	Among []string
-	AfterID   int64 // pagination: ids greater than this
+	Among   []string
+	AfterID int64 // pagination: ids greater than this
 }
 
 func (f deadFilter) where() (string, []any) {

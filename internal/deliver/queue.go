@@ -73,7 +73,7 @@ type queue struct {
 	// started is set once the queue knows its position: from then on,
 	// events that arrive are its.
 	started atomic.Bool
-	saved position // the position last stored
+	saved   position // the position last stored
 }
 
 func (q *queue) run(ctx context.Context) error {
