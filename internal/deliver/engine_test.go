@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,7 +169,9 @@ func startEngine(t testing.TB, clock *fakeClock, opts deliver.Options, dests ...
 	h := &harness{log: streamtest.New(t), db: storetest.SQLite(t), clock: clock, done: make(chan error, 1)}
 	h.ws = config.NewWorkspace(1, config.Settings{}, []config.Source{{ID: "web", WriteKey: "k"}}, dests)
 	opts.Log, opts.DB, opts.Workspace = h.log, h.db, func() *config.Workspace { return h.ws }
-	opts.Registry = deliver.NewRegistry(webhook.Type)
+	if opts.Registry == nil {
+		opts.Registry = deliver.NewRegistry(webhook.Type)
+	}
 	if opts.Clock == nil {
 		opts.Clock = clock
 	}
@@ -573,5 +576,77 @@ func waitFor(t *testing.T, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatal("condition not met within 15s")
 		}
+	}
+}
+
+// TestRedirectIsNotFollowed checks that a 301 is the destination's answer
+// (discarded with its Location), not a GET without the body.
+func TestRedirectIsNotFollowed(t *testing.T) {
+	clock := newFakeClock(time.Now())
+	var gets atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "POST" {
+			gets.Add(1)
+			return
+		}
+		http.Redirect(w, r, "https://elsewhere.example/hook", http.StatusMovedPermanently)
+	}))
+	defer srv.Close()
+	h := startEngine(t, clock, deliver.Options{}, hook(srv.URL, config.DeliveryOptions{}, nil))
+	h.publish(t, clock.Now(), "moved")
+	var js []map[string]any
+	waitFor(t, func() bool { js = h.jobs(t, "moved"); return len(js) == 1 })
+	if js[0]["state"] != "discarded" || js[0]["last_status_code"] != float64(301) || gets.Load() != 0 {
+		t.Errorf("a 301: job %v, %d GETs followed", js[0], gets.Load())
+	}
+	d := h.get(t, "/api/v1/dead-letters?message_id=moved")["dead_letters"].([]any)[0].(map[string]any)
+	if !strings.Contains(d["response"].(string), "Location: https://elsewhere.example/hook") {
+		t.Errorf("the dead letter's response %q lacks the Location", d["response"])
+	}
+}
+
+// TestReplayOfExpiredEvents checks that a replay gives expired events a
+// new retry age: they are sent, not expired again at once.
+func TestReplayOfExpiredEvents(t *testing.T) {
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	clock := newFakeClock(start)
+	ep := newEndpoint(t, clock, map[string]script{"old": {"500", "200"}})
+	h := startEngine(t, clock, deliver.Options{Backoff: deliver.Backoff{Min: time.Hour, Max: time.Hour}, MaxRetryAge: 30 * time.Minute},
+		hook(ep.srv.URL, config.DeliveryOptions{}, nil))
+	h.publish(t, start, "old")
+	waitFor(t, func() bool { js := h.jobs(t, "old"); return len(js) == 1 && js[0]["state"] == "expired" })
+	clock.Advance(24 * time.Hour)
+	rec := httptest.NewRecorder()
+	h.mux.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/dead-letters/replay", strings.NewReader(`{"reason":"expired"}`)))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"moved":1`) {
+		t.Fatalf("replay: %d %s", rec.Code, rec.Body)
+	}
+	waitFor(t, func() bool { return len(ep.times("old")) == 2 })
+	waitFor(t, func() bool { return len(h.jobs(t, "old")) == 0 })
+}
+
+// panicking is a destination type whose Send panics.
+var panicking = &deliver.Type{Name: "panics", MaxBatch: 1,
+	New: func(context.Context, deliver.Config) (deliver.Destination, error) { return panicDest{}, nil }}
+
+type panicDest struct{}
+
+func (panicDest) Send(context.Context, []*deliver.Event) []deliver.Result { panic("mapping bug") }
+func (panicDest) Close() error                                            { return nil }
+
+// TestPanickingDestination checks that a destination's panic becomes a
+// retry of its events, and that another destination is not affected.
+func TestPanickingDestination(t *testing.T) {
+	clock := newFakeClock(time.Now())
+	ep := newEndpoint(t, clock, nil)
+	good := hook(ep.srv.URL, config.DeliveryOptions{}, nil)
+	bad := config.Destination{ID: "bad", Type: "panics", Enabled: true, Sources: []string{"web"}}
+	h := startEngine(t, clock, deliver.Options{Registry: deliver.NewRegistry(webhook.Type, panicking)}, good, bad)
+	h.publish(t, clock.Now(), "p1", "p2")
+	waitFor(t, func() bool { ep.mu.Lock(); defer ep.mu.Unlock(); return len(ep.delivered) == 2 })
+	var js []map[string]any
+	waitFor(t, func() bool { js = h.jobs(t, "p1"); return len(js) == 1 })
+	if js[0]["destination_id"] != "bad" || js[0]["state"] != "awaiting_retry" || js[0]["last_reason"] != "destination_error" {
+		t.Errorf("the panicking destination's job: %v", js[0])
 	}
 }
