@@ -2,10 +2,10 @@ package deliver
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/confluxcdp/conflux/internal/config"
 	"github.com/confluxcdp/conflux/internal/event"
+	"github.com/confluxcdp/conflux/internal/process/transform"
 )
 
 // routing is what a queue knows to pick and prepare its events.
@@ -33,14 +33,11 @@ const (
 	skipSampled      skipReason = "sampled"
 )
 
-// heads are the fields every event is decoded for: the keys the engine
-// tracks it by and the integrations object.
-var heads = map[string]bool{"type": true, "messageId": true, "receivedAt": true, "integrations": true}
-
 // prepare turns a record into the event the destination gets, or says why
-// it is skipped. Only the fields the engine needs are decoded, unless the
-// destination's rules read or change the event: then it is decoded whole
-// and re-encoded after they ran.
+// it is skipped. The keys the engine needs are scanned without decoding
+// (and the integrations object decoded when there is one); the event is
+// decoded whole, and encoded again after them, only when the
+// destination's transformations or filters read or change it.
 func (r *routing) prepare(ws *config.Workspace, rec event.Record) (ev Event, skip skipReason, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -48,27 +45,27 @@ func (r *routing) prepare(ws *config.Workspace, rec event.Record) (ev Event, ski
 		}
 	}()
 	rules := ws.DestinationRules(r.dest.ID, rec.SourceID)
-	whole := len(rules.Transformations) > 0 || rules.Filters.Len() > 0
-	var doc event.Doc
-	if whole {
-		doc, err = event.Decode(rec.JSON)
-	} else {
-		doc, _, err = event.DecodeSelected(rec.JSON, func(k string) bool { return heads[k] })
-	}
+	k, err := event.PeekKeys(rec.JSON)
 	if err != nil {
-		return Event{}, skipNone, fmt.Errorf("decoding an event of source %q: %w", rec.SourceID, err)
+		return Event{}, skipNone, fmt.Errorf("reading an event of source %q: %w", rec.SourceID, err)
 	}
-	ev = Event{SourceID: rec.SourceID, JSON: rec.JSON, Attempt: 1}
-	ev.MessageID, _ = doc["messageId"].(string)
-	ev.Type, _ = doc["type"].(string)
-	if s, ok := doc["receivedAt"].(string); ok {
-		ev.ReceivedAt, _ = time.Parse(time.RFC3339Nano, s)
+	ev = Event{SourceID: rec.SourceID, JSON: rec.JSON, Attempt: 1, MessageID: string(k.MessageID), Type: string(k.Type),
+		ReceivedAt: k.ReceivedAt}
+	if k.Integrations != nil {
+		integrations, err := event.Decode(k.Integrations)
+		if err != nil {
+			return ev, skipNone, fmt.Errorf("decoding the integrations of event %q: %w", ev.MessageID, err)
+		}
+		if !r.enabledFor(integrations) {
+			return ev, skipIntegrations, nil
+		}
 	}
-	if !r.enabledFor(doc["integrations"]) {
-		return ev, skipIntegrations, nil
-	}
-	if !whole {
+	if len(rules.Transformations) == 0 && rules.Filters.Len() == 0 {
 		return ev, skipNone, nil
+	}
+	doc, err := event.Decode(rec.JSON)
+	if err != nil {
+		return ev, skipNone, fmt.Errorf("decoding event %q: %w", ev.MessageID, err)
 	}
 	if len(rules.Transformations) > 0 {
 		if _, err := rules.Transformations.Apply(doc); err != nil {
@@ -76,7 +73,7 @@ func (r *routing) prepare(ws *config.Workspace, rec event.Record) (ev Event, ski
 		}
 	}
 	if out := rules.Filters.Apply(doc); out.Dropped {
-		if out.Reason == "sampled" {
+		if out.Reason == transform.ReasonSampled {
 			return ev, skipSampled, nil
 		}
 		return ev, skipFiltered, nil

@@ -356,7 +356,7 @@ func TestSuppressedUsersAreRefused(t *testing.T) {
 
 func TestPeekKeys(t *testing.T) {
 	var p Payload
-	body := `{"userId":"u\u00e9","anonymousId":"a1","event":"E","messageId":"m-1"}`
+	body := `{"userId":"u\u00e9","anonymousId":"a1","event":"E","messageId":"m-1","integrations":{"All":false,"Webhooks":true}}`
 	if err := p.Parse([]byte(body), Track, DefaultLimits()); err != nil {
 		t.Fatal(err)
 	}
@@ -366,8 +366,9 @@ func TestPeekKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(k.MessageID) != "m-1" || string(k.UserID) != "ué" || string(k.AnonymousID) != "a1" || !k.ReceivedAt.Equal(recv) {
-			t.Errorf("keys %q %q %q %v", k.MessageID, k.UserID, k.AnonymousID, k.ReceivedAt)
+		if string(k.MessageID) != "m-1" || string(k.UserID) != "ué" || string(k.AnonymousID) != "a1" || !k.ReceivedAt.Equal(recv) ||
+			string(k.Type) != "track" || string(k.Integrations) != `{"All":false,"Webhooks":true}` {
+			t.Errorf("keys %q %q %q %v %q %s", k.MessageID, k.UserID, k.AnonymousID, k.ReceivedAt, k.Type, k.Integrations)
 		}
 	}
 	for _, bad := range []string{`{"userId":"u"}`, `[1]`, `{"messageId":"m"`, `{"messageId":"m"} x`} {

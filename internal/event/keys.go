@@ -12,6 +12,10 @@ type Keys struct {
 	UserID      []byte
 	AnonymousID []byte
 	ReceivedAt  time.Time
+	// Type is the event type, and Integrations the raw JSON of the
+	// integrations object (nil when absent), for the delivery stage.
+	Type         []byte
+	Integrations []byte
 }
 
 // ErrNoMessageID means a record lacks the messageId every stored event has:
@@ -29,9 +33,14 @@ func PeekKeys(rec []byte) (Keys, error) {
 	var recv []byte
 	end, err := scanObject(rec, i, 0, func(keyTok []byte, _ int, esc bool, vs, ve int) error {
 		if rec[vs] != '"' {
+			if rec[vs] == '{' && string(keyBytes(keyTok, esc)) == "integrations" {
+				k.Integrations = rec[vs:ve]
+			}
 			return nil
 		}
 		switch string(keyBytes(keyTok, esc)) {
+		case "type":
+			k.Type = idBytes(rec, span{vs, ve})
 		case "messageId":
 			k.MessageID = idBytes(rec, span{vs, ve})
 		case "userId":
