@@ -245,6 +245,9 @@ destinations:
 	fmt.Fprintf(stdout, "%s: accepted %d events in %s (%.0f events/s in), delivered %d distinct (%d requests' worth, %d repeats) by %s: %.0f events/s end to end (webhook batch %d, concurrency %d)\n",
 		label, res.Events, sent.Round(time.Millisecond), float64(res.Events)/sent.Seconds(), distinct, total, total-distinct,
 		took.Round(time.Millisecond), eps, o.webhookBatch, o.concurrency)
+	if res.Failed > 0 || sent > o.duration*3/2 {
+		fmt.Fprintf(stdout, "  load generator: %s", res.Text())
+	}
 	if int64(distinct) < res.Events {
 		return eps, fmt.Errorf("only %d of %d accepted events were delivered", distinct, res.Events)
 	}

@@ -149,7 +149,7 @@ func (q *queue) reader(ctx context.Context, from uint64) {
 }
 
 func (q *queue) readFrom(ctx context.Context, from uint64) error {
-	r, err := q.e.log.Read(ctx, stream.ProcessedStream, from)
+	r, err := q.e.log.ReadAlone(ctx, "conflux-deliver-"+q.dest.ID, stream.ProcessedStream, from)
 	if err != nil {
 		return err
 	}

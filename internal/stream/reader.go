@@ -31,16 +31,42 @@ type Reader struct {
 	stream string
 	cons   jetstream.Consumer
 	it     jetstream.MessagesContext
+	own    *nats.Conn // the reader's own connection, if it has one
 }
 
 // Read opens a reader of stream that starts at sequence from (1 for the
 // beginning; a sequence past the end waits for new messages).
 func (l *Log) Read(ctx context.Context, stream string, from uint64) (*Reader, error) {
+	return l.read(ctx, l.js, nil, stream, from)
+}
+
+// ReadAlone is Read on a connection of the reader's own, named name: a
+// reader that may stop reading for a long time (a delivery queue whose
+// destination is down) then holds back only its own connection, never the
+// one the Tracking API appends through.
+func (l *Log) ReadAlone(ctx context.Context, name, stream string, from uint64) (*Reader, error) {
+	nc, err := l.connect(name)
+	if err != nil {
+		return nil, fmt.Errorf("connecting a reader of stream %s to %s: %w", stream, l.where(), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("opening JetStream for a reader of stream %s: %w", stream, err)
+	}
+	r, err := l.read(ctx, js, nc, stream, from)
+	if err != nil {
+		nc.Close()
+	}
+	return r, err
+}
+
+func (l *Log) read(ctx context.Context, js jetstream.JetStream, own *nats.Conn, stream string, from uint64) (*Reader, error) {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if from > 1 {
 		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from}
 	}
-	cons, err := l.js.OrderedConsumer(ctx, stream, cfg)
+	cons, err := js.OrderedConsumer(ctx, stream, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("reading stream %s from %d: %w", stream, from, err)
 	}
@@ -48,7 +74,7 @@ func (l *Log) Read(ctx context.Context, stream string, from uint64) (*Reader, er
 	if err != nil {
 		return nil, fmt.Errorf("reading stream %s from %d: %w", stream, from, err)
 	}
-	return &Reader{stream: stream, cons: cons, it: it}, nil
+	return &Reader{stream: stream, cons: cons, it: it, own: own}, nil
 }
 
 // Next returns the messages available now, in order: it waits until ctx
@@ -95,8 +121,14 @@ func toMsg(m jetstream.Msg) (Msg, error) {
 	return Msg{Seq: md.Sequence.Stream, Pending: md.NumPending, Header: m.Headers(), Data: m.Data()}, nil
 }
 
-// Close stops the reader. It is safe to call twice.
-func (r *Reader) Close() { r.it.Stop() }
+// Close stops the reader (and closes its own connection). It is safe to
+// call twice.
+func (r *Reader) Close() {
+	r.it.Stop()
+	if r.own != nil {
+		r.own.Close()
+	}
+}
 
 // Last returns the last message published to subject in stream, and
 // false when there is none.

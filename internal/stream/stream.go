@@ -125,11 +125,8 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		if l.srv, err = startEmbedded(opts); err != nil {
 			return nil, err
 		}
-		l.nc, err = nats.Connect("", nats.InProcessServer(l.srv), nats.Name("conflux"), nats.MaxReconnects(-1))
-	} else {
-		l.nc, err = nats.Connect(opts.URL, nats.Name("conflux"), nats.MaxReconnects(-1),
-			nats.RetryOnFailedConnect(false), nats.Timeout(5*time.Second))
 	}
+	l.nc, err = l.connect("conflux")
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("connecting to NATS %s: %w", l.where(), err)
@@ -143,6 +140,15 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// connect opens a connection to the log's server.
+func (l *Log) connect(name string) (*nats.Conn, error) {
+	if l.srv != nil {
+		return nats.Connect("", nats.InProcessServer(l.srv), nats.Name(name), nats.MaxReconnects(-1))
+	}
+	return nats.Connect(l.opts.URL, nats.Name(name), nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(false), nats.Timeout(5*time.Second))
 }
 
 func (l *Log) where() string {
