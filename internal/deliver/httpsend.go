@@ -182,10 +182,19 @@ func writeHeaders(b *bytes.Buffer, h http.Header) {
 	}
 }
 
+// secretHeader reports whether a header's value is masked in recorded
+// exchanges: credentials by their usual names, and any header whose name
+// suggests one (X-Api-Token, X-Auth-User, X-Signature, …).
 func secretHeader(k string) bool {
-	switch strings.ToLower(k) {
-	case "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key":
+	k = strings.ToLower(k)
+	switch k {
+	case "authorization", "proxy-authorization", "cookie", "set-cookie":
 		return true
+	}
+	for _, w := range []string{"token", "key", "secret", "auth", "signature", "password", "session"} {
+		if strings.Contains(k, w) {
+			return !strings.HasPrefix(k, "idempotency-")
+		}
 	}
 	return false
 }
