@@ -24,6 +24,7 @@ type metrics struct {
 	jobs     *prometheus.GaugeVec
 	dead     *prometheus.GaugeVec
 	breaker  *prometheus.GaugeVec
+	expired  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -62,9 +63,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "conflux_deliver_breaker_state",
 			Help: "A destination's circuit breaker: 0 closed, 1 half-open (probing), 2 open.",
 		}, []string{"destination"}),
+		expired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "conflux_deliver_expired_messages_total",
+			Help: "Processed messages the log's retention removed before a destination's queue read them (their events never reached it).",
+		}, []string{"destination"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.attempts, m.requests, m.latency, m.lag, m.jobs, m.dead, m.breaker)
+		reg.MustRegister(m.events, m.attempts, m.requests, m.latency, m.lag, m.jobs, m.dead, m.breaker, m.expired)
 	}
 	return m
 }
@@ -77,16 +82,19 @@ type queueMetrics struct {
 	latency  prometheus.Observer
 	lag      prometheus.Gauge
 	breaker  prometheus.Gauge
-	counters map[string]prometheus.Counter
+	// expiredMessages counts processed messages lost to retention.
+	expiredMessages prometheus.Counter
+	counters        map[string]prometheus.Counter
 }
 
 func (m *metrics) forDestination(dest string) *queueMetrics {
 	q := &queueMetrics{m: m, dest: dest,
-		requests: m.requests.WithLabelValues(dest),
-		latency:  m.latency.WithLabelValues(dest),
-		lag:      m.lag.WithLabelValues(dest),
-		breaker:  m.breaker.WithLabelValues(dest),
-		counters: make(map[string]prometheus.Counter),
+		requests:        m.requests.WithLabelValues(dest),
+		latency:         m.latency.WithLabelValues(dest),
+		lag:             m.lag.WithLabelValues(dest),
+		breaker:         m.breaker.WithLabelValues(dest),
+		expiredMessages: m.expired.WithLabelValues(dest),
+		counters:        make(map[string]prometheus.Counter),
 	}
 	for _, o := range []string{outcomeDelivered, outcomeRetried, outcomeDiscarded, outcomeExpired,
 		string(skipIntegrations), string(skipFiltered), string(skipSampled)} {
@@ -112,7 +120,7 @@ func (q *queueMetrics) attempt(r Result) {
 // forget deletes a removed destination's series.
 func (m *metrics) forget(dest string) {
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-		m.events, m.attempts, m.requests, m.latency, m.lag, m.jobs, m.dead, m.breaker} {
+		m.events, m.attempts, m.requests, m.latency, m.lag, m.jobs, m.dead, m.breaker, m.expired} {
 		v.DeletePartialMatch(prometheus.Labels{"destination": dest})
 	}
 }

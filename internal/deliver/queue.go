@@ -167,11 +167,20 @@ func (q *queue) readFrom(ctx context.Context, from uint64) error {
 			return false
 		}
 	}
+	expect := from
 	for {
 		msgs, err := r.Next(ctx, 4*stream.MaxMessageBytes, 2*time.Millisecond)
 		if err != nil {
 			return err
 		}
+		if first := msgs[0].Seq; first > expect && expect > 1 {
+			// The log's retention removed messages this queue had not
+			// read (a destination stopped for longer than it): their
+			// events are lost to it, and said so.
+			q.log.Error("processed messages expired before this destination read them", "from", expect, "to", first-1)
+			q.m.expiredMessages.Add(float64(first - expect))
+		}
+		expect = msgs[len(msgs)-1].Seq + 1
 		ws := q.e.opts.Workspace()
 		for _, m := range msgs {
 			// While the oldest unfinished event waits (an open breaker,
