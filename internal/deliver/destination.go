@@ -24,6 +24,9 @@ type Event struct {
 	// Type is the Segment event type: track, identify, page, screen,
 	// group or alias.
 	Type string
+	// Name is a track's event name, or a page's or screen's name ("" for
+	// the other types), for the delivery metrics.
+	Name string
 	// ReceivedAt is when Conflux accepted the event; an event older than
 	// its destination's maximum retry age is expired instead of sent.
 	ReceivedAt time.Time

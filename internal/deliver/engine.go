@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/config"
+	"github.com/confluxcdp/conflux/internal/observe"
 	"github.com/confluxcdp/conflux/internal/store"
 	"github.com/confluxcdp/conflux/internal/stream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,8 +50,10 @@ type Options struct {
 	// BreakerMinOpen and BreakerMaxOpen bound how long an open breaker
 	// waits before its probe. Defaults: 1s and 1m.
 	BreakerMinOpen, BreakerMaxOpen time.Duration
-	Registerer                     prometheus.Registerer
-	Logger                         *slog.Logger
+	// Metrics, if set, records every outcome for the delivery-metrics API.
+	Metrics    *observe.Recorder
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 }
 
 func (o *Options) defaults() {

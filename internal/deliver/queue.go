@@ -12,6 +12,7 @@ import (
 
 	"github.com/confluxcdp/conflux/internal/config"
 	"github.com/confluxcdp/conflux/internal/event"
+	"github.com/confluxcdp/conflux/internal/observe"
 	"github.com/confluxcdp/conflux/internal/stream"
 )
 
@@ -216,6 +217,7 @@ func (q *queue) readFrom(ctx context.Context, from uint64) error {
 				}
 				if skip != skipNone {
 					q.m.skipped(string(skip))
+					q.observe(&ev, observe.Filtered, string(skip))
 					continue
 				}
 				q.track.add()
@@ -263,7 +265,11 @@ func (q *queue) retrier(ctx context.Context) {
 		q.mu.Lock()
 		for i := range jobs {
 			j := &jobs[i]
-			q.inflight[j.ID] = &item{job: j, ev: Event{MessageID: j.MessageID, SourceID: j.SourceID, Type: j.Type,
+			var name string
+			if k, err := event.PeekKeys(j.Event); err == nil {
+				name = eventName(&k)
+			}
+			q.inflight[j.ID] = &item{job: j, ev: Event{MessageID: j.MessageID, SourceID: j.SourceID, Type: j.Type, Name: name,
 				JSON: j.Event, ReceivedAt: j.ReceivedAt, Attempt: j.Attempts + 1}}
 		}
 		q.mu.Unlock()
@@ -415,6 +421,13 @@ func (q *queue) finish(it *item, r Result) {
 func (q *queue) settle(it *item, r Result) {
 	now := q.e.clock.Now()
 	if r.Outcome == Delivered {
+		if q.e.opts.Metrics != nil {
+			var lat time.Duration
+			if !it.ev.ReceivedAt.IsZero() {
+				lat = now.Sub(it.ev.ReceivedAt)
+			}
+			q.e.opts.Metrics.Delivered(q.key(&it.ev, "", ""), lat)
+		}
 		if q.log.Enabled(context.Background(), slog.LevelDebug-4) {
 			q.log.Log(context.Background(), slog.LevelDebug-4, "delivered", "message_id", it.ev.MessageID, "attempt", it.ev.Attempt, "job", it.jobID(), "from_job", it.job != nil)
 		}
@@ -453,6 +466,7 @@ func (q *queue) settle(it *item, r Result) {
 		if next.Sub(base) > q.maxAge {
 			o.kind, o.dead = opDead, q.deadLetter(&j, r, DeadExpired, now)
 			q.m.events(outcomeExpired)
+			q.observe(&it.ev, observe.Expired, r.Reason)
 			break
 		}
 		o.job.NextAttemptAt, o.job.LastRequest, o.job.LastResponse = next, r.Request, r.Response
@@ -461,9 +475,11 @@ func (q *queue) settle(it *item, r Result) {
 			o.kind = opRetry
 		}
 		q.m.events(outcomeRetried)
+		q.observe(&it.ev, observe.Retried, "attempt."+strconv.Itoa(it.ev.Attempt))
 	default:
 		o.kind, o.dead = opDead, q.deadLetter(&j, r, DeadDiscarded, now)
 		q.m.events(outcomeDiscarded)
+		q.observe(&it.ev, observe.Discarded, discardReason(r))
 	}
 	q.writes <- written{ops: []op{o}, items: []*item{it}}
 }
@@ -472,6 +488,7 @@ func (q *queue) settle(it *item, r Result) {
 // before it could be tried (again), with its last attempt's outcome.
 func (q *queue) expire(it *item, now time.Time) {
 	q.m.events(outcomeExpired)
+	q.observe(&it.ev, observe.Expired, ReasonExpired)
 	j := job{ID: it.jobID(), MessageID: it.ev.MessageID, SourceID: it.ev.SourceID, Type: it.ev.Type, Event: it.ev.JSON,
 		ReceivedAt: it.ev.ReceivedAt, Attempts: it.ev.Attempt - 1, FirstAttemptAt: now}
 	r := Result{Reason: ReasonExpired, Error: fmt.Sprintf("older than the destination's maximum retry age (%s) before it could be sent", q.maxAge)}
@@ -587,4 +604,26 @@ func (q *queue) idle() (bool, int64) {
 	n := len(q.inflight)
 	q.mu.Unlock()
 	return n == 0 && q.track.unfinished() == 0, q.polls.Load()
+}
+
+// key is the delivery-metrics key of an event's outcome here.
+func (q *queue) key(ev *Event, outcome, reason string) observe.Key {
+	return observe.Key{Source: ev.SourceID, Destination: q.dest.ID, EventType: ev.Type, EventName: ev.Name,
+		Outcome: outcome, Reason: reason}
+}
+
+// observe counts one outcome in the delivery metrics (when they are on).
+func (q *queue) observe(ev *Event, outcome, reason string) {
+	if q.e.opts.Metrics != nil {
+		q.e.opts.Metrics.Add(q.key(ev, outcome, reason), 1)
+	}
+}
+
+// discardReason is a discard's reason in the delivery metrics: the
+// status code when there is one ("http_400"), else the reason.
+func discardReason(r Result) string {
+	if r.StatusCode != 0 {
+		return "http_" + strconv.Itoa(r.StatusCode)
+	}
+	return r.Reason
 }

@@ -50,7 +50,7 @@ func (r *routing) prepare(ws *config.Workspace, rec event.Record) (ev Event, ski
 		return Event{}, skipNone, fmt.Errorf("reading an event of source %q: %w", rec.SourceID, err)
 	}
 	ev = Event{SourceID: rec.SourceID, JSON: rec.JSON, Attempt: 1, MessageID: string(k.MessageID), Type: string(k.Type),
-		ReceivedAt: k.ReceivedAt}
+		Name: eventName(&k), ReceivedAt: k.ReceivedAt}
 	if k.Integrations != nil {
 		integrations, err := event.Decode(k.Integrations)
 		if err != nil {
@@ -111,4 +111,15 @@ func (r *routing) enabledFor(v any) bool {
 		return decide(v)
 	}
 	return true
+}
+
+// eventName is what the delivery metrics name an event by.
+func eventName(k *event.Keys) string {
+	switch string(k.Type) {
+	case "track":
+		return string(k.Event)
+	case "page", "screen":
+		return string(k.Name)
+	}
+	return ""
 }

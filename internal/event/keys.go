@@ -16,6 +16,8 @@ type Keys struct {
 	// integrations object (nil when absent), for the delivery stage.
 	Type         []byte
 	Integrations []byte
+	// Event is a track's event name, Name a page's or screen's name.
+	Event, Name []byte
 }
 
 // ErrNoMessageID means a record lacks the messageId every stored event has:
@@ -41,6 +43,10 @@ func PeekKeys(rec []byte) (Keys, error) {
 		switch string(keyBytes(keyTok, esc)) {
 		case "type":
 			k.Type = idBytes(rec, span{vs, ve})
+		case "event":
+			k.Event = idBytes(rec, span{vs, ve})
+		case "name":
+			k.Name = idBytes(rec, span{vs, ve})
 		case "messageId":
 			k.MessageID = idBytes(rec, span{vs, ve})
 		case "userId":

@@ -21,6 +21,7 @@ import (
 	"github.com/confluxcdp/conflux/internal/deliver"
 	"github.com/confluxcdp/conflux/internal/deliver/destinations"
 	"github.com/confluxcdp/conflux/internal/httpapi"
+	"github.com/confluxcdp/conflux/internal/observe"
 	"github.com/confluxcdp/conflux/internal/process"
 	"github.com/confluxcdp/conflux/internal/process/suppress"
 	"github.com/confluxcdp/conflux/internal/store"
@@ -50,6 +51,9 @@ type Options struct {
 	// DedupIDsPerDay sizes the processing stage's dedup filters: the
 	// message ids expected per day. Default: 4 Mi (see process.Options).
 	DedupIDsPerDay int64
+	// MetricsFlushEvery is how often delivery metrics reach the state
+	// store (and the delivery-metrics API). Default: 10s.
+	MetricsFlushEvery time.Duration
 	// MinFreeDisk is the free space below which ingest answers 503.
 	// Default: 256 MiB. Negative disables the check.
 	MinFreeDisk int64
@@ -94,6 +98,7 @@ type Server struct {
 	suppress *suppress.List
 	process  *process.Stage
 	deliver  *deliver.Engine
+	metrics  *observe.Recorder
 	// violations counts tracking-plan violations for the violations API.
 	violations *process.Violations
 	http       *http.Server
@@ -182,8 +187,9 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	s.metrics = observe.NewRecorder(s.db, observe.Options{FlushEvery: opts.MetricsFlushEvery, Logger: opts.Logger.With("component", "observe")})
 	s.deliver = deliver.New(deliver.Options{
-		Log: s.log, DB: s.db, Registry: registry, Workspace: s.manager.Current,
+		Log: s.log, DB: s.db, Registry: registry, Workspace: s.manager.Current, Metrics: s.metrics,
 		Registerer: reg, Logger: opts.Logger.With("component", "deliver"),
 	})
 	s.appender = stream.NewAppender(s.log.JetStream(), stream.AppenderOptions{Registerer: reg})
@@ -202,6 +208,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	configAPI.DestinationCheck = registry.Check
 	configAPI.Register(mux, auth)
 	s.deliver.Register(mux, auth)
+	s.metrics.Register(mux, auth)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -261,6 +268,12 @@ func (s *Server) Run(ctx context.Context) error {
 
 	bg, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer bgCancel()
+	// The metrics recorder stops after the stages, so that it flushes
+	// what they counted last.
+	mctx, mCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer mCancel()
+	metricsDone := make(chan error, 1)
+	go func() { metricsDone <- s.metrics.Run(mctx) }()
 	var workers errgroup.Group
 	workers.Go(func() error { return s.appender.Run(bg) })
 	workers.Go(func() error { return s.manager.Run(bg) })
@@ -287,6 +300,10 @@ func (s *Server) Run(ctx context.Context) error {
 	bgCancel()
 	if e := workers.Wait(); e != nil && err == nil {
 		err = e
+	}
+	mCancel()
+	if e := <-metricsDone; e != nil && err == nil {
+		err = fmt.Errorf("flushing delivery metrics: %w", e)
 	}
 	return err
 }

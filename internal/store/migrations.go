@@ -247,6 +247,41 @@ CREATE INDEX plan_violations_by_last_seen ON plan_violations (source_id, last_se
 ALTER TABLE destinations ADD COLUMN delivery TEXT NOT NULL DEFAULT '{}';
 `,
 		},
+		{
+			version: 7,
+			name:    "delivery_metrics",
+			// Delivery metrics (internal/observe): counts of every outcome
+			// per destination ('' for the stages before delivery), source,
+			// bucket, event type and name, outcome and reason; and latency
+			// histograms (le is the bucket's index in observe.LatencyBounds).
+			// Every node adds to them (count = count + delta); MINUTE, HOUR
+			// and DAY rows are written in the same transaction.
+			sql: `
+CREATE TABLE delivery_metrics (
+	granularity    TEXT NOT NULL,
+	destination_id TEXT NOT NULL,
+	source_id      TEXT NOT NULL,
+	bucket         BIGINT NOT NULL,
+	event_type     TEXT NOT NULL,
+	event_name     TEXT NOT NULL,
+	outcome        TEXT NOT NULL,
+	reason         TEXT NOT NULL,
+	count          BIGINT NOT NULL,
+	PRIMARY KEY (granularity, destination_id, source_id, bucket, event_type, event_name, outcome, reason)
+);
+CREATE INDEX delivery_metrics_by_bucket ON delivery_metrics (granularity, bucket);
+
+CREATE TABLE delivery_latency (
+	granularity    TEXT NOT NULL,
+	destination_id TEXT NOT NULL,
+	source_id      TEXT NOT NULL,
+	bucket         BIGINT NOT NULL,
+	le             INTEGER NOT NULL,
+	count          BIGINT NOT NULL,
+	PRIMARY KEY (granularity, destination_id, source_id, bucket, le)
+);
+`,
+		},
 	}
 }
 

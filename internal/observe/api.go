@@ -1,0 +1,53 @@
+package observe
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/httpapi"
+)
+
+// Register mounts the delivery-metrics API on mux, wrapped by auth:
+//
+//	GET /api/v1/delivery-metrics?source=&destination=&start=&end=&granularity=MINUTE|HOUR|DAY
+func (r *Recorder) Register(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
+	mux.Handle("GET /api/v1/delivery-metrics", auth(http.HandlerFunc(r.serveMetrics)))
+}
+
+func (r *Recorder) serveMetrics(w http.ResponseWriter, req *http.Request) {
+	q := req.URL.Query()
+	known := []string{"source", "destination", "start", "end", "granularity"}
+	for k := range q {
+		if !slices.Contains(known, k) {
+			httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("unknown parameter %q (known: %s)", k, strings.Join(known, ", ")))
+			return
+		}
+	}
+	win := Window{Source: q.Get("source"), Destination: q.Get("destination"), Granularity: strings.ToUpper(q.Get("granularity"))}
+	for _, p := range []struct {
+		key string
+		t   *time.Time
+	}{{"start", &win.Start}, {"end", &win.End}} {
+		if v := q.Get(p.key); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("%s %q: want an RFC 3339 time such as 2026-12-01T09:00:00Z", p.key, v))
+				return
+			}
+			*p.t = t
+		}
+	}
+	if err := win.Resolve(r.opts.Now()); err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	res, err := r.Query(req.Context(), win)
+	if err != nil {
+		httpapi.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, res)
+}
