@@ -191,3 +191,88 @@ func waitQueue(t *testing.T, s *servertest.Server, id string) {
 		}
 	}
 }
+
+// TestDeliveryMetrics runs a known mix through the real pipeline — some
+// delivered, one retried then delivered, one discarded with a 400, one
+// skipped by its integrations object — and checks the delivery-metrics
+// API's counts.
+func TestDeliveryMetrics(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	_, hook := newReceiver(t, func(id string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[id]++
+		switch {
+		case id == "bad":
+			return 400
+		case id == "flaky" && seen[id] == 1:
+			return 503
+		}
+		return 200
+	})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "conflux.yaml")
+	cfg := fmt.Sprintf(`
+sources:
+  - id: web
+    write_key: webWriteKey000000000000000000001
+destinations:
+  - id: hook
+    type: webhook
+    sources: [web]
+    settings: {url: %q}
+`, hook.URL)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := servertest.Start(t, server.Options{DataDir: filepath.Join(dir, "data"), ConfigPath: path, MetricsFlushEvery: 50 * time.Millisecond})
+	waitQueue(t, s, "hook")
+	key := "webWriteKey000000000000000000001"
+	for _, body := range []string{
+		`{"messageId":"ok-1","userId":"u1","event":"Signed Up"}`,
+		`{"messageId":"ok-2","userId":"u2","event":"Signed Up"}`,
+		`{"messageId":"bad","userId":"u3","event":"Order Completed"}`,
+		`{"messageId":"flaky","userId":"u4","event":"Order Completed"}`,
+		`{"messageId":"skip","userId":"u5","event":"Signed Up","integrations":{"All":false}}`,
+	} {
+		if got := send(t, s.URL, key, "/v1/track", body); got != 200 {
+			t.Fatalf("track: %d", got)
+		}
+	}
+	// flaky's retry comes 2.5–5 s later (the default backoff).
+	want := map[string]float64{"successes": 3, "discarded": 1, "retried": 1, "expired": 0}
+	var got map[string]float64
+	var out map[string]any
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		_, out = admin(t, s, "GET", "/api/v1/delivery-metrics?destination=hook&source=web", "")
+		got = map[string]float64{}
+		metrics, _ := out["metrics"].([]any)
+		for _, m := range metrics {
+			m := m.(map[string]any)
+			got[m["metric_name"].(string)] = m["total"].(float64)
+		}
+		if fmt.Sprint(got) == fmt.Sprint(want) {
+			break
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("delivery metrics %v, want %v (%v)", got, want, out)
+	}
+	for _, m := range out["metrics"].([]any) {
+		m := m.(map[string]any)
+		switch m["metric_name"] {
+		case "discarded":
+			if b := m["breakdown"].([]any); len(b) != 1 || b[0].(map[string]any)["reason"] != "http_400" {
+				t.Errorf("discard breakdown %v", b)
+			}
+		case "retried":
+			if b := m["breakdown"].([]any); len(b) != 1 || b[0].(map[string]any)["reason"] != "attempt.1" {
+				t.Errorf("retry breakdown %v", b)
+			}
+		}
+	}
+	if p99, _ := out["p99_ms"].(float64); p99 <= 0 {
+		t.Errorf("no latency: %v", out["p99_ms"])
+	}
+}
