@@ -17,6 +17,7 @@ import (
 
 	"github.com/confluxcdp/conflux/internal/config"
 	"github.com/confluxcdp/conflux/internal/event"
+	"github.com/confluxcdp/conflux/internal/observe"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -58,6 +59,9 @@ type Options struct {
 	Now func() time.Time
 	// Suppressions, when set, drops suppressed users' events.
 	Suppressions Suppressions
+	// Metrics, when set, counts every event received, rejected (with its
+	// reason) and suppressed, by type and name, for the delivery metrics.
+	Metrics *observe.Recorder
 }
 
 // API serves the Tracking API. Its handlers may be called concurrently.

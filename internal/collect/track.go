@@ -13,6 +13,7 @@ import (
 	"github.com/confluxcdp/conflux/internal/config"
 	"github.com/confluxcdp/conflux/internal/event"
 	"github.com/confluxcdp/conflux/internal/httpapi"
+	"github.com/confluxcdp/conflux/internal/observe"
 	"github.com/confluxcdp/conflux/internal/stream"
 	"github.com/klauspost/compress/gzip"
 )
@@ -113,6 +114,13 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, pathType string) in
 	// Suppressed events are dropped silently, as Segment does: counted, but
 	// not reported to the client.
 	suppressed := 0
+	var outcomes map[int]string // for the delivery metrics: index → rejection reason
+	if a.opts.Metrics != nil && len(rej) > 0 {
+		outcomes = make(map[int]string, len(rej))
+		for _, rj := range rej {
+			outcomes[rj.Index] = rj.Reason
+		}
+	}
 	kept := rej[:0]
 	for _, rj := range rej {
 		if rj.Reason == event.ReasonSuppressed {
@@ -135,6 +143,9 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, pathType string) in
 			return a.unavailable(w, err)
 		}
 		a.m.accepted.WithLabelValues(src.ID).Add(float64(n))
+	}
+	if a.opts.Metrics != nil {
+		a.observe(p, src.ID, outcomes)
 	}
 	writeSuccess(w, rej)
 	return http.StatusOK
@@ -235,4 +246,23 @@ func authenticate(r *http.Request, bodyKey string, ws *config.Workspace, now tim
 		return nil, &requestError{http.StatusUnauthorized, codeUnauthorized, "unknown " + where}
 	}
 	return src, nil
+}
+
+// observe counts a request's events for the delivery metrics, once they
+// are durable: each received, rejected (with its reason) or suppressed,
+// by type and name. rejected maps an event's index to its rejection
+// reason (suppressed ones included).
+func (a *API) observe(p *event.Payload, source string, rejected map[int]string) {
+	for i := range p.Len() {
+		typ, name := p.Describe(i)
+		k := observe.Key{Source: source, EventType: typ, EventName: name, Outcome: observe.Received}
+		switch reason, ok := rejected[i]; {
+		case !ok:
+		case reason == event.ReasonSuppressed:
+			k.Outcome = observe.Suppressed
+		default:
+			k.Outcome, k.Reason = observe.Rejected, reason
+		}
+		a.opts.Metrics.Add(k, 1)
+	}
 }

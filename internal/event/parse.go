@@ -194,3 +194,22 @@ func keyBytes(tok []byte, escaped bool) []byte {
 func (p *Payload) String() string {
 	return fmt.Sprintf("payload{type=%q events=%d bytes=%d}", p.pathType, len(p.events), len(p.body))
 }
+
+// Describe returns event i's type (one of the Segment types, or "" when it
+// has none that is valid) and, for a track, its event name — what the
+// delivery metrics count a request's events by. Names with escapes are
+// unescaped; a name that is not a string is "".
+func (p *Payload) Describe(i int) (typ, name string) {
+	f := &p.events[i]
+	b := p.body
+	typ = p.pathType
+	if typ == "" && f.typ.ok() && b[f.typ.s] == '"' {
+		typ = messageType(stringBytes(b[f.typ.s:f.typ.e]))
+	}
+	if typ == Track && f.event.ok() && b[f.event.s] == '"' {
+		if s, err := unquote(b[f.event.s:f.event.e]); err == nil {
+			name = s
+		}
+	}
+	return typ, name
+}

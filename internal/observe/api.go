@@ -13,17 +13,47 @@ import (
 // Register mounts the delivery-metrics API on mux, wrapped by auth:
 //
 //	GET /api/v1/delivery-metrics?source=&destination=&start=&end=&granularity=MINUTE|HOUR|DAY
+//	GET /api/v1/delivery-overview?source=&destination=&start=&end=&granularity=
 func (r *Recorder) Register(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
 	mux.Handle("GET /api/v1/delivery-metrics", auth(http.HandlerFunc(r.serveMetrics)))
+	mux.Handle("GET /api/v1/delivery-overview", auth(http.HandlerFunc(r.serveOverview)))
 }
 
 func (r *Recorder) serveMetrics(w http.ResponseWriter, req *http.Request) {
+	win, ok := r.window(w, req)
+	if !ok {
+		return
+	}
+	res, err := r.Query(req.Context(), win)
+	if err != nil {
+		httpapi.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, res)
+}
+
+func (r *Recorder) serveOverview(w http.ResponseWriter, req *http.Request) {
+	win, ok := r.window(w, req)
+	if !ok {
+		return
+	}
+	res, err := r.Overview(req.Context(), win)
+	if err != nil {
+		httpapi.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, res)
+}
+
+// window reads and resolves a query's window, answering 400 when it is
+// not valid.
+func (r *Recorder) window(w http.ResponseWriter, req *http.Request) (Window, bool) {
 	q := req.URL.Query()
 	known := []string{"source", "destination", "start", "end", "granularity"}
 	for k := range q {
 		if !slices.Contains(known, k) {
 			httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("unknown parameter %q (known: %s)", k, strings.Join(known, ", ")))
-			return
+			return Window{}, false
 		}
 	}
 	win := Window{Source: q.Get("source"), Destination: q.Get("destination"), Granularity: strings.ToUpper(q.Get("granularity"))}
@@ -35,19 +65,14 @@ func (r *Recorder) serveMetrics(w http.ResponseWriter, req *http.Request) {
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {
 				httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("%s %q: want an RFC 3339 time such as 2026-12-01T09:00:00Z", p.key, v))
-				return
+				return Window{}, false
 			}
 			*p.t = t
 		}
 	}
 	if err := win.Resolve(r.opts.Now()); err != nil {
 		httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", err.Error())
-		return
+		return Window{}, false
 	}
-	res, err := r.Query(req.Context(), win)
-	if err != nil {
-		httpapi.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
-		return
-	}
-	httpapi.WriteJSON(w, http.StatusOK, res)
+	return win, true
 }

@@ -3,6 +3,7 @@ package observe
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -276,4 +277,110 @@ func (r *Recorder) Expire(ctx context.Context, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// Stage is one step of the delivery overview's funnel: an outcome's total
+// and its breakdown by reason.
+type Stage struct {
+	Outcome   string      `json:"outcome"`
+	Total     int64       `json:"total"`
+	Breakdown []Breakdown `json:"breakdown"`
+}
+
+// DestinationFunnel is what happened to a source's events at one
+// destination.
+type DestinationFunnel struct {
+	Destination string  `json:"destination_id"`
+	Stages      []Stage `json:"stages"`
+}
+
+// Overview is Segment's delivery overview for a source: how many events
+// were received, what the stages before delivery removed and why, and,
+// per destination, what was filtered, delivered, retried, discarded and
+// expired.
+type Overview struct {
+	Source       string              `json:"source_id"`
+	Granularity  string              `json:"granularity"`
+	Start        time.Time           `json:"start"`
+	End          time.Time           `json:"end"`
+	Stages       []Stage             `json:"stages"`
+	Destinations []DestinationFunnel `json:"destinations"`
+}
+
+// Funnel order of the stages before delivery and at a destination.
+var (
+	sourceStages      = []string{Received, Rejected, Suppressed, Duplicate, Blocked}
+	destinationStages = []string{Filtered, Delivered, Retried, Discarded, Expired}
+)
+
+// Overview answers a resolved window for w.Source (and, if set, only
+// w.Destination).
+func (r *Recorder) Overview(ctx context.Context, w Window) (*Overview, error) {
+	conds := []string{"granularity = ?", "bucket >= ?", "bucket < ?"}
+	args := []any{w.Granularity, w.Start.UnixMilli(), w.End.UnixMilli()}
+	if w.Source != "" {
+		conds = append(conds, "source_id = ?")
+		args = append(args, w.Source)
+	}
+	if w.Destination != "" {
+		conds = append(conds, "destination_id IN ('', ?)")
+		args = append(args, w.Destination)
+	}
+	rows, err := r.db.SQL().QueryContext(ctx, r.db.Rebind(`SELECT destination_id, outcome, reason, SUM(count) FROM delivery_metrics WHERE `+
+		strings.Join(conds, " AND ")+` GROUP BY destination_id, outcome, reason`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading the delivery overview: %w", err)
+	}
+	defer rows.Close()
+	type cell struct{ dest, outcome string }
+	totals := make(map[cell]int64)
+	reasons := make(map[cell]map[string]int64)
+	dests := map[string]bool{}
+	for rows.Next() {
+		var dest, outcome, reason string
+		var n int64
+		if err := rows.Scan(&dest, &outcome, &reason, &n); err != nil {
+			return nil, fmt.Errorf("reading the delivery overview: %w", err)
+		}
+		c := cell{dest, outcome}
+		totals[c] += n
+		if reason != "" {
+			if reasons[c] == nil {
+				reasons[c] = make(map[string]int64)
+			}
+			reasons[c][reason] += n
+		}
+		if dest != "" {
+			dests[dest] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the delivery overview: %w", err)
+	}
+	stages := func(dest string, outcomes []string) []Stage {
+		out := make([]Stage, 0, len(outcomes))
+		for _, o := range outcomes {
+			st := Stage{Outcome: o, Total: totals[cell{dest, o}], Breakdown: []Breakdown{}}
+			for reason, n := range reasons[cell{dest, o}] {
+				st.Breakdown = append(st.Breakdown, Breakdown{Reason: reason, Total: n})
+			}
+			sortBreakdown(st.Breakdown)
+			out = append(out, st)
+		}
+		return out
+	}
+	ov := &Overview{Source: w.Source, Granularity: w.Granularity, Start: w.Start, End: w.End,
+		Stages: stages("", sourceStages), Destinations: []DestinationFunnel{}}
+	if w.Destination != "" {
+		dests[w.Destination] = true
+	}
+	names := make([]string, 0, len(dests))
+	for d := range dests {
+		names = append(names, d)
+	}
+	slices.Sort(names)
+	for _, d := range names {
+		ov.Destinations = append(ov.Destinations, DestinationFunnel{Destination: d, Stages: stages(d, destinationStages)})
+	}
+	return ov, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/event"
+	"github.com/confluxcdp/conflux/internal/observe"
 	"github.com/confluxcdp/conflux/internal/process/dedup"
 	"github.com/confluxcdp/conflux/internal/stream"
 	"github.com/nats-io/nats.go"
@@ -35,7 +36,7 @@ func newPartition(id int, ix *dedup.Index) *partition {
 	p := &partition{id: id, index: ix}
 	p.ckpt.Store(ix.Checkpoint())
 	for i := range p.slots {
-		p.slots[i] = &scratch{seen: map[string]struct{}{}, tally: map[tallyKey]int{}}
+		p.slots[i] = &scratch{seen: map[string]struct{}{}, tally: map[tallyKey]int{}, detail: map[observe.Key]int64{}}
 	}
 	return p
 }
@@ -51,6 +52,9 @@ type scratch struct {
 	// another source (counted as forwarded, not processed).
 	forwarded []bool
 	tally     map[tallyKey]int
+	// detail counts the events the stage removes (duplicate, blocked) by
+	// type and name, for the delivery metrics; empty when they are off.
+	detail map[observe.Key]int64
 	// deferred are the pipeline's side effects, run once the group is
 	// committed (see Emitter.Defer).
 	deferred []func()
@@ -64,6 +68,7 @@ func (sc *scratch) reset() {
 	sc.records = 0
 	sc.forwarded = sc.forwarded[:0]
 	clear(sc.tally)
+	clear(sc.detail)
 	clear(sc.deferred)
 	sc.deferred = sc.deferred[:0]
 }
@@ -208,12 +213,19 @@ func (s *Stage) runPartition(ctx context.Context, p *partition, sc *scratch, pen
 		}
 		if dup {
 			sc.tally[tallyKey{it.src, OutcomeDuplicate}]++
+			s.detail(sc, &it, observe.Duplicate)
 			continue
 		}
 		sc.seen[string(id)] = struct{}{}
 		sc.entries = append(sc.entries, s.entry(it.keys))
 		outcome := s.opts.Pipeline.Process(ctx, it.src, it.json, Emitter{self: emit, other: emitOther, deferFn: deferred, source: it.src})
 		sc.tally[tallyKey{it.src, outcome}]++
+		switch outcome {
+		case OutcomeBlocked:
+			s.detail(sc, &it, observe.Blocked)
+		case OutcomeInvalid:
+			s.detail(sc, &it, observe.Rejected)
+		}
 	}
 }
 
@@ -331,14 +343,37 @@ func (g *group) message(partitions string) *natsMsg {
 	}
 }
 
+// detail counts a removed event for the delivery metrics, by type and name.
+func (s *Stage) detail(sc *scratch, it *item, outcome string) {
+	if s.opts.Metrics == nil {
+		return
+	}
+	k := observe.Key{Source: it.src, EventType: string(it.keys.Type), Outcome: outcome}
+	switch k.EventType {
+	case event.Track:
+		k.EventName = string(it.keys.Event)
+	case event.Page, event.Screen:
+		k.EventName = string(it.keys.Name)
+	}
+	if outcome == observe.Rejected {
+		k.Reason = string(OutcomeInvalid)
+	}
+	sc.detail[k]++
+}
+
 // count adds the group's outcomes to the metrics, once it is committed.
-func (g *group) count(m *metrics) {
+func (g *group) count(m *metrics, rec *observe.Recorder) {
 	for k, n := range g.deadTally {
 		m.add(k, n)
 	}
 	for _, sc := range g.scr {
 		for k, n := range sc.tally {
 			m.add(k, n)
+		}
+		if rec != nil {
+			for k, n := range sc.detail {
+				rec.Add(k, n)
+			}
 		}
 		for _, f := range sc.deferred {
 			f()

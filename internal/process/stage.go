@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/confluxcdp/conflux/internal/observe"
 	"github.com/confluxcdp/conflux/internal/process/dedup"
 	"github.com/confluxcdp/conflux/internal/stream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,7 +65,10 @@ type Options struct {
 	Pipeline Pipeline
 	// Registerer receives the stage's metrics (nil: not registered).
 	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	// Metrics, when set, counts the events the stage removes (duplicate,
+	// blocked, invalid) by type and name for the delivery metrics.
+	Metrics *observe.Recorder
+	Logger  *slog.Logger
 	// Now is the clock of the dedup window. Default: time.Now.
 	Now func() time.Time
 }
@@ -334,7 +338,7 @@ func (s *Stage) write(ctx context.Context, g *group) error {
 	if err := s.retry(ctx, "committing a processed group", g, func() error { return s.commit(g) }); err != nil {
 		return err
 	}
-	g.count(s.m)
+	g.count(s.m, s.opts.Metrics)
 	s.m.groups.Inc()
 	s.m.groupSeconds.Observe(time.Since(g.started).Seconds())
 	if g.last > s.done.Load() {

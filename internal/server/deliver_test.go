@@ -235,10 +235,15 @@ destinations:
 		`{"messageId":"bad","userId":"u3","event":"Order Completed"}`,
 		`{"messageId":"flaky","userId":"u4","event":"Order Completed"}`,
 		`{"messageId":"skip","userId":"u5","event":"Signed Up","integrations":{"All":false}}`,
+		`{"messageId":"ok-1","userId":"u1","event":"Signed Up"}`, // a duplicate
 	} {
 		if got := send(t, s.URL, key, "/v1/track", body); got != 200 {
 			t.Fatalf("track: %d", got)
 		}
+	}
+	// A batch with one event the Tracking API rejects (and reports).
+	if got := send(t, s.URL, key, "/v1/batch", `{"batch":[{"type":"track","userId":"u6","event":"Bad","timestamp":"yesterday"}]}`); got != 200 {
+		t.Fatalf("batch: %d", got)
 	}
 	// flaky's retry comes 2.5–5 s later (the default backoff).
 	want := map[string]float64{"successes": 3, "discarded": 1, "retried": 1, "expired": 0}
@@ -275,4 +280,25 @@ destinations:
 	if p99, _ := out["p99_ms"].(float64); p99 <= 0 {
 		t.Errorf("no latency: %v", out["p99_ms"])
 	}
+
+	// The funnel: received → removed before delivery → per destination.
+	_, ov := admin(t, s, "GET", "/api/v1/delivery-overview?source=web", "")
+	funnel := map[string]float64{}
+	for _, st := range ov["stages"].([]any) {
+		st := st.(map[string]any)
+		funnel[st["outcome"].(string)] = st["total"].(float64)
+	}
+	for _, d := range ov["destinations"].([]any) {
+		for _, st := range d.(map[string]any)["stages"].([]any) {
+			st := st.(map[string]any)
+			funnel["hook."+st["outcome"].(string)] = st["total"].(float64)
+		}
+	}
+	wantFunnel := map[string]float64{"received": 6, "rejected": 1, "suppressed": 0, "duplicate": 1, "blocked": 0,
+		"hook.filtered": 1, "hook.delivered": 3, "hook.retried": 1, "hook.discarded": 1, "hook.expired": 0}
+	if fmt.Sprint(funnel) != fmt.Sprint(wantFunnel) {
+		t.Errorf("overview %v, want %v (%v)", funnel, wantFunnel, ov)
+	}
+	// received = delivered + every reason it was not: 6 = 3 + 1 (duplicate)
+	// + 1 (filtered) + 1 (discarded); the retried one was delivered.
 }

@@ -175,6 +175,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metrics = observe.NewRecorder(s.db, observe.Options{FlushEvery: opts.MetricsFlushEvery, Logger: opts.Logger.With("component", "observe")})
 	plog := opts.Logger.With("component", "process")
 	s.violations = process.NewViolations(s.db, plog)
 	if s.process, err = process.New(ctx, s.log, process.Options{
@@ -182,12 +183,12 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		DedupWindow:       s.manager.Current().DedupWindow,
 		ExpectedIDsPerDay: opts.DedupIDsPerDay,
 		Pipeline:          process.NewRules(s.manager.Current, s.violations, plog),
+		Metrics:           s.metrics,
 		Registerer:        reg,
 		Logger:            plog,
 	}); err != nil {
 		return nil, err
 	}
-	s.metrics = observe.NewRecorder(s.db, observe.Options{FlushEvery: opts.MetricsFlushEvery, Logger: opts.Logger.With("component", "observe")})
 	s.deliver = deliver.New(deliver.Options{
 		Log: s.log, DB: s.db, Registry: registry, Workspace: s.manager.Current, Metrics: s.metrics,
 		Registerer: reg, Logger: opts.Logger.With("component", "deliver"),
@@ -199,7 +200,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	auth := func(h http.Handler) http.Handler {
 		return httpapi.Bearer(func() string { return s.manager.Current().AdminToken.Value() }, h)
 	}
-	collect.New(collect.Options{Logger: opts.Logger.With("component", "collect"), Registerer: reg, Suppressions: s.suppress},
+	collect.New(collect.Options{Logger: opts.Logger.With("component", "collect"), Registerer: reg, Suppressions: s.suppress, Metrics: s.metrics},
 		s.manager.Current, s.appender, gate).Register(mux)
 	s.suppress.Register(mux, auth)
 	collect.NewDebugger(s.log.JetStream(), s.manager.Current).Register(mux, auth)
