@@ -78,6 +78,8 @@ type ConfluxOptions struct {
 	DataDir string
 	// ConfigPath is a workspace file for the server; empty runs without one.
 	ConfigPath string
+	// NoDeliveryMetrics turns the server's delivery metrics off.
+	NoDeliveryMetrics bool
 	// Logger for the server. Default: discard.
 	Logger *slog.Logger
 }
@@ -102,7 +104,7 @@ func StartConflux(ctx context.Context, o ConfluxOptions) (*Target, error) {
 		}
 		return nil
 	}
-	srv, err := server.New(ctx, server.Options{Addr: "127.0.0.1:0", DataDir: dir, Fsync: o.Fsync, ConfigPath: o.ConfigPath, Logger: o.Logger})
+	srv, err := server.New(ctx, server.Options{Addr: "127.0.0.1:0", DataDir: dir, Fsync: o.Fsync, ConfigPath: o.ConfigPath, NoDeliveryMetrics: o.NoDeliveryMetrics, Logger: o.Logger})
 	if err != nil {
 		_ = cleanup()
 		return nil, fmt.Errorf("starting conflux: %w", err)

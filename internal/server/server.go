@@ -54,6 +54,9 @@ type Options struct {
 	// MetricsFlushEvery is how often delivery metrics reach the state
 	// store (and the delivery-metrics API). Default: 10s.
 	MetricsFlushEvery time.Duration
+	// NoDeliveryMetrics turns the delivery metrics off (the API then
+	// answers zeros): for measuring what they cost.
+	NoDeliveryMetrics bool
 	// MinFreeDisk is the free space below which ingest answers 503.
 	// Default: 256 MiB. Negative disables the check.
 	MinFreeDisk int64
@@ -176,6 +179,10 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = observe.NewRecorder(s.db, observe.Options{FlushEvery: opts.MetricsFlushEvery, Logger: opts.Logger.With("component", "observe")})
+	counting := s.metrics // the stages count into it unless metrics are off
+	if opts.NoDeliveryMetrics {
+		counting = nil
+	}
 	plog := opts.Logger.With("component", "process")
 	s.violations = process.NewViolations(s.db, plog)
 	if s.process, err = process.New(ctx, s.log, process.Options{
@@ -183,14 +190,14 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		DedupWindow:       s.manager.Current().DedupWindow,
 		ExpectedIDsPerDay: opts.DedupIDsPerDay,
 		Pipeline:          process.NewRules(s.manager.Current, s.violations, plog),
-		Metrics:           s.metrics,
+		Metrics:           counting,
 		Registerer:        reg,
 		Logger:            plog,
 	}); err != nil {
 		return nil, err
 	}
 	s.deliver = deliver.New(deliver.Options{
-		Log: s.log, DB: s.db, Registry: registry, Workspace: s.manager.Current, Metrics: s.metrics,
+		Log: s.log, DB: s.db, Registry: registry, Workspace: s.manager.Current, Metrics: counting,
 		Registerer: reg, Logger: opts.Logger.With("component", "deliver"),
 	})
 	s.appender = stream.NewAppender(s.log.JetStream(), stream.AppenderOptions{Registerer: reg})
@@ -200,7 +207,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	auth := func(h http.Handler) http.Handler {
 		return httpapi.Bearer(func() string { return s.manager.Current().AdminToken.Value() }, h)
 	}
-	collect.New(collect.Options{Logger: opts.Logger.With("component", "collect"), Registerer: reg, Suppressions: s.suppress, Metrics: s.metrics},
+	collect.New(collect.Options{Logger: opts.Logger.With("component", "collect"), Registerer: reg, Suppressions: s.suppress, Metrics: counting},
 		s.manager.Current, s.appender, gate).Register(mux)
 	s.suppress.Register(mux, auth)
 	collect.NewDebugger(s.log.JetStream(), s.manager.Current).Register(mux, auth)
