@@ -228,8 +228,12 @@ destinations:
 	}
 	s := servertest.Start(t, server.Options{DataDir: filepath.Join(dir, "data"), ConfigPath: path, MetricsFlushEvery: 50 * time.Millisecond})
 	waitQueue(t, s, "hook")
+	if st, b := admin(t, s, "POST", "/api/v1/regulations", `{"regulationType":"SUPPRESS_ONLY","subjectType":"USER_ID","subjectIds":["gone"]}`); st != 200 {
+		t.Fatalf("regulation: %d %v", st, b)
+	}
 	key := "webWriteKey000000000000000000001"
 	for _, body := range []string{
+		`{"messageId":"gone-1","userId":"gone","event":"Signed Up"}`, // suppressed
 		`{"messageId":"ok-1","userId":"u1","event":"Signed Up"}`,
 		`{"messageId":"ok-2","userId":"u2","event":"Signed Up"}`,
 		`{"messageId":"bad","userId":"u3","event":"Order Completed"}`,
@@ -294,11 +298,29 @@ destinations:
 			funnel["hook."+st["outcome"].(string)] = st["total"].(float64)
 		}
 	}
-	wantFunnel := map[string]float64{"received": 6, "rejected": 1, "suppressed": 0, "duplicate": 1, "blocked": 0,
+	wantFunnel := map[string]float64{"received": 6, "rejected": 1, "suppressed": 1, "duplicate": 1, "blocked": 0,
 		"hook.filtered": 1, "hook.delivered": 3, "hook.retried": 1, "hook.discarded": 1, "hook.expired": 0}
 	if fmt.Sprint(funnel) != fmt.Sprint(wantFunnel) {
 		t.Errorf("overview %v, want %v (%v)", funnel, wantFunnel, ov)
 	}
 	// received = delivered + every reason it was not: 6 = 3 + 1 (duplicate)
 	// + 1 (filtered) + 1 (discarded); the retried one was delivered.
+
+	// The same counts at every granularity, and one latency observation
+	// per delivered event.
+	for _, g := range []string{"MINUTE", "HOUR", "DAY"} {
+		_, out := admin(t, s, "GET", "/api/v1/delivery-metrics?destination=hook&granularity="+g, "")
+		got := map[string]float64{}
+		for _, m := range out["metrics"].([]any) {
+			m := m.(map[string]any)
+			got[m["metric_name"].(string)] = m["total"].(float64)
+		}
+		var observed float64
+		for _, p := range out["latency"].([]any) {
+			observed += p.(map[string]any)["count"].(float64)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) || observed != 3 {
+			t.Errorf("%s: metrics %v with %v latency observations, want %v and 3", g, got, observed, want)
+		}
+	}
 }
