@@ -1,17 +1,13 @@
 package amplitude
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"net/url"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/config"
+	"github.com/confluxcdp/conflux/internal/deliver/settings"
 )
 
 // The values of the endpoint setting.
@@ -86,8 +82,8 @@ func DefaultSettings() Settings {
 	return Settings{Endpoint: EndpointStandard, BatchSize: DefaultBatchSize, Timeout: DefaultTimeout}
 }
 
-// knownSettings lists the keys ParseSettings knows, for an error message.
-const knownSettings = "api_key, secret_key, endpoint, url, batch_size, timeout, min_id_length"
+// knownSettings are the keys ParseSettings knows.
+var knownSettings = []string{"api_key", "secret_key", "endpoint", "url", "batch_size", "timeout", "min_id_length"}
 
 // ParseSettings reads a destination's settings object (JSON-compatible
 // values, as the workspace configuration holds them: numbers may be
@@ -97,113 +93,52 @@ const knownSettings = "api_key, secret_key, endpoint, url, batch_size, timeout, 
 // ignored. All problems are reported together in one error wrapping
 // [ErrInvalidSettings], each naming its setting.
 func ParseSettings(m map[string]any) (Settings, error) {
+	r := settings.New(m, knownSettings...)
 	s := DefaultSettings()
-	var problems []string
-	bad := func(key, format string, args ...any) {
-		problems = append(problems, key+": "+fmt.Sprintf(format, args...))
+	s.APIKey = config.Secret(strings.TrimSpace(r.Secret("api_key").Value()))
+	s.SecretKey = r.Secret("secret_key")
+	if e := r.String("endpoint", ""); e != "" {
+		s.Endpoint = e
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	s.URL = r.String("url", s.URL)
+	s.BatchSize = r.Int("batch_size", s.BatchSize)
+	s.Timeout = r.Duration("timeout", s.Timeout)
+	s.MinIDLength = r.Int("min_id_length", s.MinIDLength)
+	if r.Has("min_id_length") && s.MinIDLength == 0 {
+		r.Problemf("min_id_length", "must be from 1 to 1024, not 0 (leave it out for Amplitude's default of %d)", DefaultMinIDLength)
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v := m[k]
-		switch k {
-		case "api_key", "secret_key", "endpoint", "url":
-			str, ok := v.(string)
-			if !ok && v != nil {
-				bad(k, "must be a string, not %s", kind(v))
-				continue
-			}
-			switch k {
-			case "api_key":
-				s.APIKey = config.Secret(strings.TrimSpace(str))
-			case "secret_key":
-				s.SecretKey = config.Secret(str)
-			case "endpoint":
-				if str != "" {
-					s.Endpoint = str
-				}
-			case "url":
-				s.URL = str
-			}
-		case "batch_size", "min_id_length":
-			n, err := integer(v)
-			if err != nil {
-				bad(k, "%v", err)
-				continue
-			}
-			if k == "batch_size" {
-				s.BatchSize = n
-			} else {
-				s.MinIDLength = n
-				if n == 0 {
-					bad(k, "must be from 1 to 1024, not 0 (leave it out for Amplitude's default of %d)", DefaultMinIDLength)
-				}
-			}
-		case "timeout":
-			str, ok := v.(string)
-			if !ok {
-				bad(k, "must be a duration string such as \"10s\", not %s", kind(v))
-				continue
-			}
-			d, err := time.ParseDuration(strings.TrimSpace(str))
-			if err != nil {
-				bad(k, "must be a duration such as \"10s\": %q is not one", str)
-				continue
-			}
-			s.Timeout = d
-		default:
-			bad(k, "unknown setting (known: %s)", knownSettings)
-		}
-	}
-	if err := s.Validate(); err != nil {
-		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-			if p := e.Error(); !slices.Contains(problems, p) {
-				problems = append(problems, p)
-			}
-		}
-	}
-	if len(problems) > 0 {
-		slices.Sort(problems)
-		return Settings{}, fmt.Errorf("%w: %s", ErrInvalidSettings, strings.Join(problems, "; "))
+	s.check(r)
+	if err := r.Err(); err != nil {
+		return Settings{}, fmt.Errorf("%w: %w", ErrInvalidSettings, err)
 	}
 	return s, nil
 }
 
-// Validate reports every problem of s, each prefixed with its setting's
-// key, joined with [errors.Join]; nil when s is usable.
+// Validate reports every problem of s, each naming its setting, joined
+// with [errors.Join]; nil when s is usable.
 func (s Settings) Validate() error {
-	var errs []error
+	var r settings.Reader
+	s.check(&r)
+	return r.Err()
+}
+
+// check records every problem of s with r.
+func (s Settings) check(r *settings.Reader) {
 	if s.APIKey == "" {
-		errs = append(errs, errors.New("api_key: required (the Amplitude project's API key)"))
+		r.Problemf("api_key", "required (the Amplitude project's API key)")
 	}
 	if _, ok := endpointURL(s.Endpoint); !ok {
-		errs = append(errs, fmt.Errorf("endpoint: must be one of %q, %q, %q or %q, not %q",
-			EndpointStandard, EndpointBatch, EndpointEU, EndpointEUBatch, s.Endpoint))
+		r.Problemf("endpoint", "must be one of %q, %q, %q or %q, not %q",
+			EndpointStandard, EndpointBatch, EndpointEU, EndpointEUBatch, s.Endpoint)
 	}
 	if s.URL != "" {
-		u, err := url.Parse(s.URL)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("url: %q is not a URL", s.URL))
-		case u.Scheme != "http" && u.Scheme != "https":
-			errs = append(errs, fmt.Errorf("url: must be an http or https URL, not %q", s.URL))
-		case u.Host == "":
-			errs = append(errs, fmt.Errorf("url: %q has no host", s.URL))
-		}
+		r.CheckURL("url", s.URL, "http", "https")
 	}
-	if s.BatchSize < 1 || s.BatchSize > MaxBatch {
-		errs = append(errs, fmt.Errorf("batch_size: must be from 1 to %d, not %d", MaxBatch, s.BatchSize))
+	r.CheckInt("batch_size", s.BatchSize, 1, MaxBatch)
+	r.CheckDuration("timeout", s.Timeout, time.Nanosecond, MaxTimeout)
+	if s.MinIDLength != 0 { // 0: not set
+		r.CheckInt("min_id_length", s.MinIDLength, 1, 1024)
 	}
-	if s.Timeout <= 0 || s.Timeout > MaxTimeout {
-		errs = append(errs, fmt.Errorf("timeout: must be more than 0 and at most %s, not %s", MaxTimeout, s.Timeout))
-	}
-	if s.MinIDLength < 0 || s.MinIDLength > 1024 {
-		errs = append(errs, fmt.Errorf("min_id_length: must be from 1 to 1024, not %d", s.MinIDLength))
-	}
-	return errors.Join(errs...)
 }
 
 // endpointURL returns the URL of an endpoint setting.
@@ -228,50 +163,4 @@ func (s Settings) requestURL() string {
 	}
 	u, _ := endpointURL(s.Endpoint)
 	return u
-}
-
-// integer reads a whole number from a settings value.
-func integer(v any) (int, error) {
-	switch n := v.(type) {
-	case int:
-		return n, nil
-	case int64:
-		if n >= math.MinInt32 && n <= math.MaxInt32 {
-			return int(n), nil
-		}
-	case float64:
-		if n == math.Trunc(n) && math.Abs(n) <= math.MaxInt32 {
-			return int(n), nil
-		}
-	case json.Number:
-		return integer(string(n))
-	case string:
-		i, err := strconv.Atoi(strings.TrimSpace(n))
-		if err == nil {
-			return i, nil
-		}
-		return 0, fmt.Errorf("must be a whole number, not %q", n)
-	default:
-		return 0, fmt.Errorf("must be a whole number, not %s", kind(v))
-	}
-	return 0, fmt.Errorf("must be a whole number, not %v", v)
-}
-
-// kind names the JSON type of a settings value for an error message.
-func kind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case string:
-		return "a string"
-	case float64, int, int64, json.Number:
-		return "a number"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "an object"
-	}
-	return fmt.Sprintf("%T", v)
 }

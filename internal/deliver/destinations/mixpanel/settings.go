@@ -1,15 +1,15 @@
 package mixpanel
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/confluxcdp/conflux/internal/config"
+	"github.com/confluxcdp/conflux/internal/deliver/settings"
 )
 
 // Settings are a Mixpanel destination's settings, read from the workspace
@@ -27,11 +27,11 @@ type Settings struct {
 	// credentials: Mixpanel's recommended authentication. Both or neither.
 	// Default: none.
 	ServiceAccountUsername string
-	ServiceAccountSecret   secret
+	ServiceAccountSecret   config.Secret
 	// APISecret (api_secret) is the project's legacy API secret, sent to
 	// /import as the Basic user with an empty password; an alternative to a
 	// service account. Default: none.
-	APISecret secret
+	APISecret config.Secret
 	// ProjectToken (project_token) is the project token. /engage and
 	// /groups need it in every record, so without it identify and group
 	// calls are discarded (invalid_settings). With no other credential,
@@ -98,124 +98,63 @@ var settingKeys = []string{
 // ParseSettings reads a workspace settings object over [DefaultSettings]
 // and validates it. The error lists every problem, each naming its
 // setting ("settings.region: …"); an unknown key is a problem too, so that
-// a misspelt setting is not silently ignored.
+// a misspelt setting is not silently ignored. A null keeps the default.
 func ParseSettings(m map[string]any) (Settings, error) {
+	r := newReader(m, settingKeys...)
 	s := DefaultSettings
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("settings.%s: %s", key, fmt.Sprintf(format, args...)))
+	s.BatchSize = r.Int("batch_size", s.BatchSize)
+	r.CheckInt("batch_size", s.BatchSize, 1, maxBatch)
+	s.Timeout = r.Duration("timeout", s.Timeout)
+	r.CheckDuration("timeout", s.Timeout, time.Nanosecond, math.MaxInt64)
+	s.ConsolidatedPageCalls = r.Bool("consolidated_page_calls", s.ConsolidatedPageCalls)
+	if id := r.Int("project_id", 0); id > 0 {
+		s.ProjectID = strconv.Itoa(id)
+	} else if r.Has("project_id") {
+		r.Problemf("project_id", "must be the numeric project id shown in the project's settings (got %d)", id)
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	s.ServiceAccountUsername = r.String("service_account_username", "")
+	s.ServiceAccountSecret = config.Secret(strings.TrimSpace(r.Secret("service_account_secret").Value()))
+	s.APISecret = config.Secret(strings.TrimSpace(r.Secret("api_secret").Value()))
+	s.ProjectToken = r.String("project_token", "")
+	s.GroupKey = r.String("group_key", "")
+	if region := strings.ToLower(r.String("region", s.Region)); regionURLs[region] != "" {
+		s.Region = region
+	} else {
+		r.Problemf("region", "must be one of us, eu, in (got %q)", region)
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v := m[k]
-		if !slices.Contains(settingKeys, k) {
-			bad(k, "unknown setting (known: %s)", strings.Join(settingKeys, ", "))
-			continue
+	if u := r.String("url", ""); u != "" {
+		r.CheckURL("url", u, "http", "https")
+		if pu, err := url.Parse(u); err == nil && (pu.RawQuery != "" || pu.Fragment != "") {
+			r.Problemf("url", "must not have a query or fragment (got %q)", u)
 		}
-		if v == nil {
-			continue // an explicit null keeps the default
-		}
-		switch k {
-		case "batch_size":
-			n, err := intValue(v)
-			switch {
-			case err != nil:
-				bad(k, "%v", err)
-			case n < 1 || n > maxBatch:
-				bad(k, "must be between 1 and %d (got %d)", maxBatch, n)
-			default:
-				s.BatchSize = n
-			}
-		case "timeout":
-			str, ok := v.(string)
-			if !ok {
-				bad(k, "must be a duration string such as \"10s\" (got %T)", v)
-				break
-			}
-			d, err := time.ParseDuration(strings.TrimSpace(str))
-			switch {
-			case err != nil:
-				bad(k, "must be a duration such as \"10s\" (got %q)", str)
-			case d <= 0:
-				bad(k, "must be above zero (got %q)", str)
-			default:
-				s.Timeout = d
-			}
-		case "consolidated_page_calls":
-			b, ok := v.(bool)
-			if !ok {
-				bad(k, "must be true or false (got %T)", v)
-				break
-			}
-			s.ConsolidatedPageCalls = b
-		case "project_id":
-			id, err := projectID(v)
-			if err != nil {
-				bad(k, "%v", err)
-				break
-			}
-			s.ProjectID = id
-		default:
-			str, ok := v.(string)
-			if !ok {
-				bad(k, "must be a string (got %T)", v)
-				break
-			}
-			str = strings.TrimSpace(str)
-			switch k {
-			case "service_account_username":
-				s.ServiceAccountUsername = str
-			case "service_account_secret":
-				s.ServiceAccountSecret = secret(str)
-			case "api_secret":
-				s.APISecret = secret(str)
-			case "project_token":
-				s.ProjectToken = str
-			case "group_key":
-				s.GroupKey = str
-			case "region":
-				r := strings.ToLower(str)
-				if _, ok := regionURLs[r]; !ok {
-					bad(k, "must be one of us, eu, in (got %q)", str)
-					break
-				}
-				s.Region = r
-			case "url":
-				u, err := url.Parse(str)
-				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-					bad(k, "must be an absolute http or https URL (got %q)", str)
-					break
-				}
-				if u.RawQuery != "" || u.Fragment != "" {
-					bad(k, "must not have a query or fragment (got %q)", str)
-					break
-				}
-				s.URL = strings.TrimRight(str, "/")
-			}
-		}
+		s.URL = strings.TrimRight(u, "/")
 	}
 
 	sa := s.ServiceAccountUsername != "" || s.ServiceAccountSecret != ""
 	switch {
 	case sa && s.ServiceAccountUsername == "":
-		bad("service_account_username", "required with service_account_secret")
+		r.Problemf("service_account_username", "required with service_account_secret")
 	case sa && s.ServiceAccountSecret == "":
-		bad("service_account_secret", "required with service_account_username")
+		r.Problemf("service_account_secret", "required with service_account_username")
 	case sa && s.APISecret != "":
-		bad("api_secret", "set either a service account or api_secret, not both")
+		r.Problemf("api_secret", "set either a service account or api_secret, not both")
 	case sa && s.ProjectID == "":
-		bad("project_id", "required with a service account: /import authenticates service accounts against the project")
+		r.Problemf("project_id", "required with a service account: /import authenticates service accounts against the project")
 	case !sa && s.APISecret == "" && s.ProjectToken == "":
-		errs = append(errs, errors.New("settings: no credentials: set service_account_username, service_account_secret and project_id (recommended), or api_secret, or project_token"))
+		r.Problemf("", "no credentials: set service_account_username, service_account_secret and project_id (recommended), or api_secret, or project_token")
 	}
-	if len(errs) > 0 {
-		return Settings{}, fmt.Errorf("invalid mixpanel settings: %w", errors.Join(errs...))
+	if err := r.Err(); err != nil {
+		return Settings{}, fmt.Errorf("invalid mixpanel settings: %w", err)
 	}
 	return s, nil
+}
+
+// newReader returns a reader of a settings object m, in which a null keeps
+// the default.
+func newReader(m map[string]any, known ...string) *settings.Reader {
+	r := settings.New(m, known...)
+	r.NullIsDefault = true
+	return r
 }
 
 // baseURL is where the ingestion endpoints are, without a trailing slash.
@@ -239,83 +178,11 @@ func (s Settings) importAuth() (user, password string, withProject bool) {
 }
 
 // batchSize is the Type's BatchSize: the configured batch size, or the
-// default when the settings do not parse (New then reports why).
+// default when it does not parse (New then reports why).
 func batchSize(m map[string]any) int {
-	if v, ok := m["batch_size"]; ok && v != nil {
-		if n, err := intValue(v); err == nil && n >= 1 {
-			return min(n, maxBatch)
-		}
+	r := newReader(m)
+	if n := r.Int("batch_size", DefaultSettings.BatchSize); r.Err() == nil && n >= 1 {
+		return min(n, maxBatch)
 	}
 	return DefaultSettings.BatchSize
 }
-
-// intValue reads a whole number as YAML (int) or JSON (float64,
-// json.Number) decoding gives it, or as a decimal string.
-func intValue(v any) (int, error) {
-	switch n := v.(type) {
-	case int:
-		return n, nil
-	case int64:
-		return int(n), nil
-	case float64:
-		if n != math.Trunc(n) || math.Abs(n) > 1e9 {
-			return 0, fmt.Errorf("must be a whole number (got %v)", n)
-		}
-		return int(n), nil
-	case json.Number:
-		return intValue(string(n))
-	case string:
-		i, err := strconv.Atoi(strings.TrimSpace(n))
-		if err != nil {
-			return 0, fmt.Errorf("must be a whole number (got %q)", n)
-		}
-		return i, nil
-	}
-	return 0, fmt.Errorf("must be a whole number (got %T)", v)
-}
-
-// projectID reads a project id, a positive whole number given as a number
-// or a string of digits.
-func projectID(v any) (string, error) {
-	var s string
-	switch n := v.(type) {
-	case string:
-		s = strings.TrimSpace(n)
-	case float64:
-		if n != math.Trunc(n) || n < 0 || n > 1<<53 {
-			return "", fmt.Errorf("must be the numeric project id shown in the project's settings (got %v)", n)
-		}
-		s = strconv.FormatInt(int64(n), 10)
-	default:
-		i, err := intValue(v)
-		if err != nil {
-			return "", err
-		}
-		s = strconv.Itoa(i)
-	}
-	if s == "" {
-		return "", nil
-	}
-	if i, err := strconv.ParseUint(s, 10, 63); err != nil || i == 0 {
-		return "", fmt.Errorf("must be the numeric project id shown in the project's settings (got %q)", s)
-	}
-	return s, nil
-}
-
-// secret is a credential that never prints: a settings value formatted
-// into a log line or an error shows "<redacted>".
-type secret string
-
-// String implements fmt.Stringer without revealing the value.
-func (s secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return "<redacted>"
-}
-
-// GoString implements fmt.GoStringer, so that %#v hides it as well.
-func (s secret) GoString() string { return s.String() }
-
-// MarshalText implements encoding.TextMarshaler without revealing the value.
-func (s secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

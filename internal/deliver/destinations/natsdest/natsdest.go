@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/deliver"
+	"github.com/confluxcdp/conflux/internal/deliver/settings"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -75,11 +76,11 @@ func New(ctx context.Context, cfg deliver.Config) (*Destination, error) {
 	}
 	subj, err := parseSubject(s.Subject)
 	if err != nil {
-		return nil, fmt.Errorf("settings.subject: %w", err)
+		return nil, &settings.Error{Key: "subject", Err: err}
 	}
 	urls, err := serverURLs(s.URL)
 	if err != nil {
-		return nil, fmt.Errorf("settings.url: %w", err)
+		return nil, &settings.Error{Key: "url", Err: err}
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -125,7 +126,7 @@ func New(ctx context.Context, cfg deliver.Config) (*Destination, error) {
 	case s.Credentials != "":
 		c, err := s.credentials()
 		if err != nil {
-			return nil, fmt.Errorf("settings.credentials: %w", err)
+			return nil, &settings.Error{Key: "credentials", Err: err}
 		}
 		d.opts = append(d.opts, nats.UserCredentialBytes(c))
 	case s.Token != "":

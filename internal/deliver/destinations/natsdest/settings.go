@@ -3,13 +3,15 @@ package natsdest
 import (
 	"errors"
 	"fmt"
-	"maps"
+	"math"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/confluxcdp/conflux/internal/config"
+	"github.com/confluxcdp/conflux/internal/deliver/settings"
 )
 
 // Settings are a nats destination's settings.
@@ -48,26 +50,9 @@ var DefaultSettings = Settings{
 	Timeout: 5 * time.Second,
 }
 
-// Secret is a setting that never prints its value, so that credentials do
-// not end up in logs or error messages.
-type Secret string
-
-// String returns a mask, or "" when the secret is empty.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return "xxxxx"
-}
-
-// GoString is String, for %#v.
-func (s Secret) GoString() string { return s.String() }
-
-// MarshalText writes the mask, for encoders.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// Value returns the secret itself.
-func (s Secret) Value() string { return string(s) }
+// Secret is a credential that never prints, so that it does not end up in
+// logs or error messages: the workspace's [config.Secret].
+type Secret = config.Secret
 
 // credsMarkers are the sections a NATS credentials file holds.
 const (
@@ -75,92 +60,50 @@ const (
 	credsSeedMarker = "BEGIN USER NKEY SEED"
 )
 
+// knownSettings are the keys ParseSettings knows.
+var knownSettings = []string{"url", "subject", "jetstream", "credentials", "token", "user", "password", "timeout"}
+
 // ParseSettings reads a destination's settings, as the workspace holds
-// them (JSON values: strings, booleans, float64 numbers; a value taken
-// from the environment is a string), over [DefaultSettings]. An unknown
-// setting is an error. All problems are reported together, each starting
-// with the setting's name.
+// them, over [DefaultSettings], with a [settings.Reader]: a value taken
+// from the environment is a string, so jetstream may be "true" or
+// "false". An unknown setting is an error. All problems are reported
+// together, each starting with the setting's name.
 func ParseSettings(m map[string]any) (Settings, error) {
+	r := settings.New(m, knownSettings...)
 	s := DefaultSettings
-	var errs []error
-	failed := map[string]bool{}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		v := m[k]
-		var err error
-		switch k {
-		case "url":
-			s.URL, err = stringValue(v)
-		case "subject":
-			s.Subject, err = stringValue(v)
-		case "jetstream":
-			s.JetStream, err = boolValue(v)
-		case "credentials":
-			var c string
-			c, err = stringValue(v)
-			s.Credentials = Secret(c)
-		case "token":
-			var c string
-			c, err = stringValue(v)
-			s.Token = Secret(c)
-		case "user":
-			s.User, err = stringValue(v)
-		case "password":
-			var c string
-			c, err = stringValue(v)
-			s.Password = Secret(c)
-		case "timeout":
-			s.Timeout, err = durationValue(v)
-		default:
-			err = errors.New("unknown setting (known: url, subject, jetstream, credentials, token, user, password, timeout)")
-		}
-		if err != nil {
-			failed[k] = true
-			errs = append(errs, fmt.Errorf("settings.%s: %w", k, err))
-		}
-	}
-	for _, p := range s.problems() {
-		if !failed[p.field] {
-			errs = append(errs, p)
-		}
-	}
-	return s, errors.Join(errs...)
+	s.URL = r.String("url", s.URL)
+	s.Subject = r.String("subject", s.Subject)
+	s.JetStream = r.Bool("jetstream", s.JetStream)
+	s.Credentials = r.Secret("credentials")
+	s.Token = r.Secret("token")
+	s.User = r.String("user", s.User)
+	s.Password = r.Secret("password")
+	s.Timeout = r.Duration("timeout", s.Timeout)
+	s.check(r)
+	return s, r.Err()
 }
 
 // Validate reports every problem of s, each starting with the setting's
 // name.
 func (s Settings) Validate() error {
-	var errs []error
-	for _, p := range s.problems() {
-		errs = append(errs, p)
-	}
-	return errors.Join(errs...)
+	var r settings.Reader
+	s.check(&r)
+	return r.Err()
 }
 
-// problem is what is wrong with one setting.
-type problem struct {
-	field string
-	err   error
-}
-
-func (p problem) Error() string { return "settings." + p.field + ": " + p.err.Error() }
-func (p problem) Unwrap() error { return p.err }
-
-func (s Settings) problems() []problem {
-	var out []problem
-	add := func(field string, err error) { out = append(out, problem{field, err}) }
+// check records every problem of s with r.
+func (s Settings) check(r *settings.Reader) {
 	if _, err := serverURLs(s.URL); err != nil {
-		add("url", err)
+		r.Problem("url", err)
 	}
 	if s.Subject == "" {
-		add("subject", errors.New("required"))
+		r.Problemf("subject", "required")
 	} else if _, err := parseSubject(s.Subject); err != nil {
-		add("subject", err)
+		r.Problem("subject", err)
 	}
-	if s.Timeout <= 0 {
-		add("timeout", fmt.Errorf("must be positive, got %s", s.Timeout))
-	}
+	r.CheckDuration("timeout", s.Timeout, time.Nanosecond, math.MaxInt64)
 	if s.Password != "" && s.User == "" {
-		add("password", errors.New("needs user"))
+		r.Problemf("password", "needs user")
 	}
 	methods := 0
 	for _, set := range []bool{s.Credentials != "", s.Token != "", s.User != ""} {
@@ -169,14 +112,13 @@ func (s Settings) problems() []problem {
 		}
 	}
 	if methods > 1 {
-		add("credentials", errors.New("credentials, token and user/password are alternatives: set one"))
+		r.Problemf("credentials", "credentials, token and user/password are alternatives: set one")
 	}
 	if s.Credentials != "" {
 		if _, err := s.credentials(); err != nil {
-			add("credentials", err)
+			r.Problem("credentials", err)
 		}
 	}
-	return out
 }
 
 // credentials returns the contents of the credentials setting, reading
@@ -225,55 +167,4 @@ func serverURLs(v string) ([]string, error) {
 		out = append(out, raw)
 	}
 	return out, nil
-}
-
-func stringValue(v any) (string, error) {
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("want a string, got %s", typeName(v))
-	}
-	return s, nil
-}
-
-func boolValue(v any) (bool, error) {
-	switch b := v.(type) {
-	case bool:
-		return b, nil
-	case string: // from an environment reference
-		if p, err := strconv.ParseBool(b); err == nil {
-			return p, nil
-		}
-		return false, fmt.Errorf("want true or false, got %q", b)
-	}
-	return false, fmt.Errorf("want true or false, got %s", typeName(v))
-}
-
-func durationValue(v any) (time.Duration, error) {
-	s, ok := v.(string)
-	if !ok {
-		return 0, fmt.Errorf(`want a duration string such as "5s" or "500ms", got %s`, typeName(v))
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf(`%q is not a duration: write it like "5s" or "500ms"`, s)
-	}
-	return d, nil
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case float64, int, int64:
-		return "a number"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a mapping"
-	}
-	return fmt.Sprintf("%T", v)
 }

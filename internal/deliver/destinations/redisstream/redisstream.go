@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/confluxcdp/conflux/internal/deliver"
+	"github.com/confluxcdp/conflux/internal/deliver/settings"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
@@ -57,11 +58,11 @@ func New(ctx context.Context, cfg deliver.Config) (*Destination, error) {
 	}
 	key, err := parseKey(s.Stream)
 	if err != nil {
-		return nil, fmt.Errorf("settings.stream: %w", err)
+		return nil, &settings.Error{Key: "stream", Err: err}
 	}
 	o, err := s.options()
 	if err != nil {
-		return nil, fmt.Errorf("settings.url: %w", err)
+		return nil, &settings.Error{Key: "url", Err: err}
 	}
 	// One attempt per Send: the engine owns retries, with backoff, and
 	// counts them. A retry inside the client could also append twice.

@@ -3,14 +3,12 @@ package redisstream
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"net/url"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/confluxcdp/conflux/internal/deliver/settings"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -56,82 +54,45 @@ func (u URL) String() string {
 // GoString is String, for %#v.
 func (u URL) GoString() string { return u.String() }
 
+// knownSettings are the keys ParseSettings knows.
+var knownSettings = []string{"url", "stream", "max_len", "timeout"}
+
 // ParseSettings reads a destination's settings, as the workspace holds
-// them (JSON values: strings, booleans, float64 numbers; a value taken
-// from the environment is a string), over [DefaultSettings]. An unknown
-// setting is an error. All problems are reported together, each starting
-// with the setting's name.
+// them, over [DefaultSettings], with a [settings.Reader]: a value taken
+// from the environment is a string, so max_len may be a number or a
+// string of digits. An unknown setting is an error. All problems are
+// reported together, each starting with the setting's name.
 func ParseSettings(m map[string]any) (Settings, error) {
+	r := settings.New(m, knownSettings...)
 	s := DefaultSettings
-	var errs []error
-	failed := map[string]bool{}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		v := m[k]
-		var err error
-		switch k {
-		case "url":
-			var u string
-			u, err = stringValue(v)
-			s.URL = URL(u)
-		case "stream":
-			s.Stream, err = stringValue(v)
-		case "max_len":
-			s.MaxLen, err = intValue(v)
-		case "timeout":
-			s.Timeout, err = durationValue(v)
-		default:
-			err = errors.New("unknown setting (known: url, stream, max_len, timeout)")
-		}
-		if err != nil {
-			failed[k] = true
-			errs = append(errs, fmt.Errorf("settings.%s: %w", k, err))
-		}
-	}
-	for _, p := range s.problems() {
-		if !failed[p.field] {
-			errs = append(errs, p)
-		}
-	}
-	return s, errors.Join(errs...)
+	s.URL = URL(r.String("url", string(s.URL)))
+	s.Stream = r.String("stream", s.Stream)
+	s.MaxLen = int64(r.Int("max_len", int(s.MaxLen)))
+	s.Timeout = r.Duration("timeout", s.Timeout)
+	s.check(r)
+	return s, r.Err()
 }
 
 // Validate reports every problem of s, each starting with the setting's
 // name.
 func (s Settings) Validate() error {
-	var errs []error
-	for _, p := range s.problems() {
-		errs = append(errs, p)
-	}
-	return errors.Join(errs...)
+	var r settings.Reader
+	s.check(&r)
+	return r.Err()
 }
 
-// problem is what is wrong with one setting.
-type problem struct {
-	field string
-	err   error
-}
-
-func (p problem) Error() string { return "settings." + p.field + ": " + p.err.Error() }
-func (p problem) Unwrap() error { return p.err }
-
-func (s Settings) problems() []problem {
-	var out []problem
-	add := func(field string, err error) { out = append(out, problem{field, err}) }
+// check records every problem of s with r.
+func (s Settings) check(r *settings.Reader) {
 	if _, err := s.options(); err != nil {
-		add("url", err)
+		r.Problem("url", err)
 	}
 	if s.Stream == "" {
-		add("stream", errors.New("required"))
+		r.Problemf("stream", "required")
 	} else if _, err := parseKey(s.Stream); err != nil {
-		add("stream", err)
+		r.Problem("stream", err)
 	}
-	if s.MaxLen < 0 {
-		add("max_len", fmt.Errorf("must be positive, or 0 for no trimming; got %d", s.MaxLen))
-	}
-	if s.Timeout <= 0 {
-		add("timeout", fmt.Errorf("must be positive, got %s", s.Timeout))
-	}
-	return out
+	r.CheckInt("max_len", int(s.MaxLen), 0, math.MaxInt)
+	r.CheckDuration("timeout", s.Timeout, time.Nanosecond, math.MaxInt64)
 }
 
 // options parses the URL into go-redis options. Its errors never repeat
@@ -199,59 +160,4 @@ func renderKey(parts []keyPart, source, typ string) string {
 		}
 	}
 	return b.String()
-}
-
-func stringValue(v any) (string, error) {
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("want a string, got %s", typeName(v))
-	}
-	return s, nil
-}
-
-func intValue(v any) (int64, error) {
-	switch n := v.(type) {
-	case float64:
-		if n != math.Trunc(n) || math.Abs(n) > 1<<53 {
-			return 0, fmt.Errorf("want a whole number, got %v", n)
-		}
-		return int64(n), nil
-	case string: // from an environment reference
-		i, err := strconv.ParseInt(strings.TrimSpace(n), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("want a whole number, got %q", n)
-		}
-		return i, nil
-	}
-	return 0, fmt.Errorf("want a whole number, got %s", typeName(v))
-}
-
-func durationValue(v any) (time.Duration, error) {
-	s, ok := v.(string)
-	if !ok {
-		return 0, fmt.Errorf(`want a duration string such as "5s" or "500ms", got %s`, typeName(v))
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf(`%q is not a duration: write it like "5s" or "500ms"`, s)
-	}
-	return d, nil
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case float64, int, int64:
-		return "a number"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a mapping"
-	}
-	return fmt.Sprintf("%T", v)
 }

@@ -10,14 +10,12 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/deliver"
+	"github.com/confluxcdp/conflux/internal/deliver/settings"
 )
 
 // SignatureHeader carries the hex HMAC-SHA256 of the request body, keyed
@@ -33,12 +31,12 @@ var Type = &deliver.Type{
 	Name:         "webhook",
 	Integrations: []string{"Webhooks", "Webhook"},
 	MaxBatch:     MaxBatchSize,
-	BatchSize: func(s map[string]any) int {
-		n, _ := intSetting(s, "batch_size", 1)
-		return n
-	},
-	New: newWebhook,
+	BatchSize:    batchSize,
+	New:          newWebhook,
 }
+
+// knownSettings are the keys a webhook's settings may hold.
+var knownSettings = []string{"url", "headers", "secret", "timeout", "batch_size"}
 
 type webhook struct {
 	url     string
@@ -50,78 +48,52 @@ type webhook struct {
 }
 
 func newWebhook(_ context.Context, cfg deliver.Config) (deliver.Destination, error) {
-	s := cfg.Settings
-	for k := range s {
-		switch k {
-		case "url", "headers", "secret", "timeout", "batch_size":
+	r := settings.New(cfg.Settings, knownSettings...)
+	w := &webhook{headers: http.Header{}, http: cfg.HTTP}
+	w.url = r.String("url", "")
+	if w.url == "" {
+		r.Problemf("url", "required: an http or https URL")
+	}
+	r.CheckURL("url", w.url, "http", "https")
+	for k, v := range r.StringMap("headers") {
+		switch {
+		case !validHeaderName(k):
+			r.Problemf("headers."+k, "not a header name: want letters, digits and !#$%%&'*+-.^_`|~")
+		case !validHeaderValue(v):
+			r.Problemf("headers."+k, "must be a string without control characters")
 		default:
-			return nil, fmt.Errorf("settings.%s: unknown setting (want url, headers, secret, timeout, batch_size)", k)
+			w.headers.Set(k, v)
 		}
 	}
-	w := &webhook{headers: http.Header{}, http: cfg.HTTP, timeout: 10 * time.Second}
-	raw, _ := s["url"].(string)
-	u, err := url.Parse(raw)
-	if raw == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("settings.url: %q is not an http or https URL", raw)
+	if secret := r.Secret("secret"); secret != "" {
+		w.secret = []byte(secret.Value())
+	} else if r.Has("secret") {
+		r.Problemf("secret", "must not be empty (leave it out to send unsigned requests)")
 	}
-	w.url = raw
-	if h, ok := s["headers"]; ok {
-		m, ok := h.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("settings.headers: want a mapping of header names to strings")
-		}
-		for k, v := range m {
-			sv, ok := v.(string)
-			if !ok || !validHeaderName(k) || !validHeaderValue(sv) {
-				return nil, fmt.Errorf("settings.headers.%s: want a header name (letters, digits and !#$%%&'*+-.^_`|~) and a string value without control characters", k)
-			}
-			w.headers.Set(k, sv)
-		}
-	}
-	if v, ok := s["secret"]; ok {
-		sv, ok := v.(string)
-		if !ok || sv == "" {
-			return nil, fmt.Errorf("settings.secret: want a non-empty string (leave it out to send unsigned requests)")
-		}
-		w.secret = []byte(sv)
-	}
-	if v, ok := s["timeout"]; ok {
-		sv, _ := v.(string)
-		d, err := time.ParseDuration(sv)
-		if err != nil || d < time.Millisecond || d > 5*time.Minute {
-			return nil, fmt.Errorf("settings.timeout: %v is not a duration between 1ms and 5m, such as \"10s\"", v)
-		}
-		w.timeout = d
-	}
-	if w.batch, err = intSetting(s, "batch_size", 1); err != nil {
+	w.timeout = r.Duration("timeout", 10*time.Second)
+	r.CheckDuration("timeout", w.timeout, time.Millisecond, 5*time.Minute)
+	w.batch = readBatchSize(r)
+	if err := r.Err(); err != nil {
 		return nil, err
 	}
 	return w, nil
 }
 
-func intSetting(s map[string]any, key string, def int) (int, error) {
-	v, ok := s[key]
-	if !ok {
-		return def, nil
+// readBatchSize reads the batch_size setting: 1 when it is absent.
+func readBatchSize(r *settings.Reader) int {
+	n := r.Int("batch_size", 1)
+	r.CheckInt("batch_size", n, 1, MaxBatchSize)
+	return n
+}
+
+// batchSize is [Type]'s BatchSize: the batch_size setting, or 1 when it is
+// not valid (New refuses it then).
+func batchSize(s map[string]any) int {
+	r := settings.New(s)
+	if n := readBatchSize(r); r.Err() == nil {
+		return n
 	}
-	var n int
-	switch x := v.(type) {
-	case int:
-		n = x
-	case int64:
-		n = int(x)
-	case float64:
-		n = int(x)
-		if float64(n) != x {
-			n = 0
-		}
-	case string: // from an environment reference, ${BATCH}
-		n, _ = strconv.Atoi(x)
-	}
-	if n < 1 || n > MaxBatchSize {
-		return def, fmt.Errorf("settings.%s: %v is not a whole number from 1 to %d", key, v, MaxBatchSize)
-	}
-	return n, nil
+	return 1
 }
 
 // Send posts the events: one request per event when batch_size is 1 (the
