@@ -26,6 +26,7 @@ import (
 	"github.com/confluxcdp/conflux/internal/process/suppress"
 	"github.com/confluxcdp/conflux/internal/store"
 	"github.com/confluxcdp/conflux/internal/stream"
+	"github.com/confluxcdp/conflux/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -225,6 +226,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		"disk": func(context.Context) error { return gate.Writable() },
 	}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	web.Register(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
