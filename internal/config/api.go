@@ -17,8 +17,8 @@ import (
 )
 
 // API is the Config API under /api/v1: sources, destinations, tracking
-// plans and transformations, listed, created, updated, deleted, and write
-// keys rotated. Every change is
+// plans, transformations and alert rules, listed, created, updated,
+// deleted, and write keys rotated. Every change is
 // written to the state store and made live (Manager.Reload) before the
 // response, so the next request anywhere in this process sees it.
 type API struct {
@@ -34,6 +34,12 @@ type API struct {
 	// be disabled. Nil accepts any type and settings. Set it before
 	// Register.
 	DestinationCheck DestinationCheck
+
+	// AlertStates, when set, gives the run-time state of alert rules: the
+	// API then answers each rule with "state", "since", "last_value" and
+	// "evaluated_at" (a rule not yet evaluated is "ok" with nulls). Nil
+	// leaves them out. Set it before Register.
+	AlertStates AlertStates
 }
 
 // NewAPI returns the Config API over repo and mgr.
@@ -63,6 +69,11 @@ func (a *API) Register(mux *http.ServeMux, auth func(http.Handler) http.Handler)
 	h("GET /api/v1/transformations/{id}", a.getTransformation)
 	h("PATCH /api/v1/transformations/{id}", a.updateTransformation)
 	h("DELETE /api/v1/transformations/{id}", a.deleteTransformation)
+	h("GET /api/v1/alerts", a.listAlerts)
+	h("POST /api/v1/alerts", a.createAlert)
+	h("GET /api/v1/alerts/{id}", a.getAlert)
+	h("PATCH /api/v1/alerts/{id}", a.updateAlert)
+	h("DELETE /api/v1/alerts/{id}", a.deleteAlert)
 }
 
 // maxBody bounds a Config API request body.

@@ -21,11 +21,13 @@ type ApplyReport struct {
 	Destinations    ApplyChanges
 	TrackingPlans   ApplyChanges
 	Transformations ApplyChanges
+	Alerts          ApplyChanges
 }
 
 // Changed reports whether ApplyFile changed the workspace.
 func (r ApplyReport) Changed() bool {
-	return r.Sources.changed() || r.Destinations.changed() || r.TrackingPlans.changed() || r.Transformations.changed()
+	return r.Sources.changed() || r.Destinations.changed() || r.TrackingPlans.changed() || r.Transformations.changed() ||
+		r.Alerts.changed()
 }
 
 // ApplyChanges lists the ids of one kind of object by what ApplyFile did
@@ -94,6 +96,21 @@ type transformationDecl struct {
 	Destination    string                   `json:"destination"`
 }
 
+// alertDecl is what the config file declares about an alert rule, with
+// its defaults filled in.
+type alertDecl struct {
+	ID          string      `json:"id"`
+	Name        string      `json:"name"`
+	Destination string      `json:"destination"`
+	Source      string      `json:"source"`
+	Enabled     bool        `json:"enabled"`
+	Kind        AlertKind   `json:"kind"`
+	Threshold   float64     `json:"threshold"`
+	Window      Duration    `json:"window"`
+	MinEvents   int64       `json:"min_events"`
+	Notify      AlertNotify `json:"notify"`
+}
+
 // declHash is the sha256 of v's JSON encoding (map keys sorted), in hex.
 func declHash(v any) (string, error) {
 	b, err := json.Marshal(v)
@@ -123,11 +140,12 @@ func declHash(v any) (string, error) {
 // [ApplyChanges].Moved.
 //
 // Objects with origin file that the file no longer declares are deleted,
-// transformations first and tracking plans last. Objects with origin api
-// are never touched: one that the file declares too is an [ErrConflict]
-// error, as is an object the file drops while an object it does not
-// control still uses it (a source used by an API destination, a tracking
-// plan used by an API source, …), and a write key held by another source
+// alerts and transformations first, tracking plans last. Objects with
+// origin api are never touched: one that the file declares too is an
+// [ErrConflict] error, as is an object the file drops while an object it
+// does not control still uses it (a source used by an API destination, a
+// tracking plan used by an API source, a destination watched by an API
+// alert, …), and a write key held by another source
 // (the error names both). Shape problems, duplicate ids or keys, and
 // references to objects that neither the file nor the store's API objects
 // hold are a [*ValidationError]. On any error nothing is changed.
@@ -161,8 +179,11 @@ type checkedFile struct {
 	destinations    []Destination
 	plans           []TrackingPlan
 	transformations []Transformation
+	alerts          []Alert
 
-	srcHashes, dstHashes, planHashes, trHashes []string
+	srcHashes, dstHashes, planHashes, trHashes, alertHashes []string
+	// alertNotify are the alerts' encoded notify blocks.
+	alertNotify []string
 	// dstEnc are the destinations' encoded settings, filters and delivery
 	// options; trDefs the transformations' encoded definitions.
 	dstEnc []encodedDestination
@@ -176,6 +197,7 @@ func checkFile(cfg *Config) (*checkedFile, error) {
 		destinations:    slices.Clone(cfg.Destinations),
 		plans:           slices.Clone(cfg.TrackingPlans),
 		transformations: slices.Clone(cfg.Transformations),
+		alerts:          slices.Clone(cfg.Alerts),
 	}
 	var errs []*FieldError
 	ids := make(map[string]int)
@@ -274,6 +296,27 @@ func checkFile(cfg *Config) (*checkedFile, error) {
 		f.trDefs[i] = def
 		f.trHashes[i], _ = declHash(transformationDecl{Transformation: t.Transformation, Source: t.Source, Destination: t.Destination})
 	}
+
+	alertIDs := make(map[string]int)
+	f.alertHashes = make([]string, len(f.alerts))
+	f.alertNotify = make([]string, len(f.alerts))
+	for i := range f.alerts {
+		a := &f.alerts[i]
+		p := fmt.Sprintf("alerts[%d]", i)
+		var aerrs []*FieldError
+		f.alertNotify[i], aerrs = checkAlert(a, p)
+		errs = append(errs, aerrs...)
+		if j, dup := alertIDs[a.ID]; dup {
+			errs = append(errs, &FieldError{Path: p + ".id", Message: fmt.Sprintf("duplicate alert id %q (also alerts[%d])", a.ID, j)})
+		}
+		alertIDs[a.ID] = i
+		h, err := declHash(alertDecl{ID: a.ID, Name: a.Name, Destination: a.Destination, Source: a.Source, Enabled: a.Enabled,
+			Kind: a.Kind, Threshold: a.Threshold, Window: a.Window, MinEvents: a.MinEvents, Notify: a.Notify})
+		if err != nil {
+			continue // a NaN threshold, reported by checkAlert
+		}
+		f.alertHashes[i] = h
+	}
 	if len(errs) > 0 {
 		return nil, &ValidationError{Errors: errs}
 	}
@@ -292,6 +335,7 @@ type applier struct {
 	destinations    map[string]storedDestination
 	plans           map[string]storedPlan
 	transformations map[string]storedTransformation
+	alerts          map[string]storedAlert
 }
 
 // removed returns the ids of the stored objects with origin file that the
@@ -331,6 +375,16 @@ func (a *applier) run(ctx context.Context) error {
 		idSet(f.plans, func(p TrackingPlan) string { return p.ID }))
 	removedTransformations := removed(a.transformations, func(t storedTransformation) string { return t.Origin },
 		idSet(f.transformations, func(t Transformation) string { return t.ID }))
+	removedAlerts := removed(a.alerts, func(al storedAlert) string { return al.Origin },
+		idSet(f.alerts, func(al Alert) string { return al.ID }))
+
+	// Alerts go first too: they refer to sources and destinations.
+	for _, id := range removedAlerts {
+		if _, err := a.tx.ExecContext(ctx, a.r.db.Rebind(`DELETE FROM alerts WHERE id = ?`), id); err != nil {
+			return fmt.Errorf("deleting alert %q: %w", id, err)
+		}
+		a.rep.Alerts.Deleted = append(a.rep.Alerts.Deleted, id)
+	}
 
 	// Transformations go first: they refer to sources and destinations.
 	for _, id := range removedTransformations {
@@ -385,6 +439,11 @@ func (a *applier) run(ctx context.Context) error {
 	}
 	for i := range f.transformations {
 		if err := a.applyTransformation(ctx, i); err != nil {
+			return err
+		}
+	}
+	for i := range f.alerts {
+		if err := a.applyAlert(ctx, i); err != nil {
 			return err
 		}
 	}
@@ -449,6 +508,14 @@ func (a *applier) load(ctx context.Context) error {
 	for _, t := range trs {
 		a.transformations[t.ID] = t
 	}
+	alerts, err := a.r.loadAlerts(ctx, a.tx, "")
+	if err != nil {
+		return fmt.Errorf("reading alerts: %w", err)
+	}
+	a.alerts = make(map[string]storedAlert, len(alerts))
+	for _, al := range alerts {
+		a.alerts[al.ID] = al
+	}
 	return nil
 }
 
@@ -474,6 +541,11 @@ func (a *applier) check() error {
 	for i, t := range f.transformations {
 		if cur, ok := a.transformations[t.ID]; ok && cur.Origin != OriginFile {
 			return fmt.Errorf("transformations[%d]: transformation %q was created through the API; delete it there or rename it in the file: %w", i, t.ID, ErrConflict)
+		}
+	}
+	for i, al := range f.alerts {
+		if cur, ok := a.alerts[al.ID]; ok && cur.Origin != OriginFile {
+			return fmt.Errorf("alerts[%d]: alert %q was created through the API; delete it there or rename it in the file: %w", i, al.ID, ErrConflict)
 		}
 	}
 
@@ -512,14 +584,24 @@ func (a *applier) check() error {
 			}
 		}
 	}
+	hasDest := func(id string) bool {
+		cur, ok := a.destinations[id]
+		return fileDests[id] || ok && cur.Origin != OriginFile
+	}
 	for i, t := range f.transformations {
 		if !hasSource(t.Source) {
 			missing(fmt.Sprintf("transformations[%d].source", i), "source", t.Source)
 		}
-		if id := t.Destination; id != "" {
-			if cur, ok := a.destinations[id]; !fileDests[id] && (!ok || cur.Origin == OriginFile) {
-				missing(fmt.Sprintf("transformations[%d].destination", i), "destination", id)
-			}
+		if id := t.Destination; id != "" && !hasDest(id) {
+			missing(fmt.Sprintf("transformations[%d].destination", i), "destination", id)
+		}
+	}
+	for i, al := range f.alerts {
+		if id := al.Source; id != "" && !hasSource(id) {
+			missing(fmt.Sprintf("alerts[%d].source", i), "source", id)
+		}
+		if id := al.Destination; id != "" && !hasDest(id) {
+			missing(fmt.Sprintf("alerts[%d].destination", i), "destination", id)
 		}
 	}
 	if len(errs) > 0 {
@@ -655,6 +737,28 @@ func (a *applier) applyTransformation(ctx context.Context, i int) error {
 			return fmt.Errorf("moving transformation %q: %w", t.ID, err)
 		}
 		a.rep.Transformations.Updated = append(a.rep.Transformations.Updated, t.ID)
+	}
+	return nil
+}
+
+// applyAlert creates or updates alert rule i of the file.
+func (a *applier) applyAlert(ctx context.Context, i int) error {
+	al, hash, notify := a.f.alerts[i], a.f.alertHashes[i], a.f.alertNotify[i]
+	cur, ok := a.alerts[al.ID]
+	switch {
+	case !ok:
+		al.Origin = OriginFile
+		if err := a.r.insertAlert(ctx, a.tx, al, notify, hash, a.now); err != nil {
+			return err
+		}
+		a.rep.Alerts.Created = append(a.rep.Alerts.Created, al.ID)
+	case cur.fileHash == hash:
+		a.rep.Alerts.Unchanged = append(a.rep.Alerts.Unchanged, al.ID)
+	default:
+		if err := a.r.updateAlert(ctx, a.tx, al, notify, &hash, a.now); err != nil {
+			return err
+		}
+		a.rep.Alerts.Updated = append(a.rep.Alerts.Updated, al.ID)
 	}
 	return nil
 }

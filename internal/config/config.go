@@ -1,8 +1,9 @@
 // Package config holds the workspace model — sources, destinations, tracking
-// plans, transformations, destination filters and the admin token — and
-// everything that reads or changes it: the YAML config file, the persisted
-// copy in the state store, the Config API, and the live snapshot that other
-// stages read on every request.
+// plans, transformations, destination filters, alert rules and the admin
+// token — and everything that reads or changes it: the YAML config file,
+// the persisted copy in the state store, the Config API, and the live
+// snapshot that other stages read on every request. Alert rules are only
+// declared here; internal/observe/alert evaluates them.
 //
 // Tracking plans, transformations and filters are checked with the
 // libraries that apply them (internal/process/plan and
@@ -62,6 +63,8 @@ type Config struct {
 	Destinations    []Destination
 	TrackingPlans   []TrackingPlan
 	Transformations []Transformation
+	// Alerts are the declared alert rules over the delivery metrics.
+	Alerts []Alert
 
 	// file is the name [Parse] was given, and positions the line and
 	// column of every value it read, by field path, so that problems found

@@ -110,10 +110,11 @@ func Load(path string) (*Config, error) {
 // when the YAML of such a rule already has a problem, it is not compiled
 // too.
 //
-// Every declared object gets Origin [OriginFile]; a source's or tracking
-// plan's Name defaults to its ID, a destination's Enabled to true, a
-// transformation's Enabled to true (set explicitly), and DedupWindow to
-// [DefaultDedupWindow]. On any problem Parse returns a nil Config and a
+// Every declared object gets Origin [OriginFile]; a source's, tracking
+// plan's or alert's Name defaults to its ID, a destination's and an
+// alert's Enabled to true, a transformation's Enabled to true (set
+// explicitly), an alert's MinEvents to [DefaultAlertMinEvents] where it
+// applies, and DedupWindow to [DefaultDedupWindow]. On any problem Parse returns a nil Config and a
 // [*LoadError] holding all of them.
 func Parse(name string, data []byte) (*Config, error) {
 	return parse(name, data, os.LookupEnv)
@@ -298,6 +299,10 @@ func (l *loader) decode(data []byte) *Config {
 				p := fmt.Sprintf("%s[%d]", key, i)
 				l.decoded(p, func() { cfg.Transformations = append(cfg.Transformations, l.transformation(p, item)) })
 			}
+		case "alerts":
+			for i, item := range l.list(key, v) {
+				cfg.Alerts = append(cfg.Alerts, l.alert(fmt.Sprintf("%s[%d]", key, i), item))
+			}
 		case "dedup_window":
 			if d, ok := l.dedupWindow(key, v); ok {
 				cfg.DedupWindow = d
@@ -311,7 +316,7 @@ func (l *loader) decode(data []byte) *Config {
 var (
 	topFields = []string{
 		"admin_token", "public_url", "trusted_proxies", "dedup_window",
-		"sources", "destinations", "tracking_plans", "transformations",
+		"sources", "destinations", "tracking_plans", "transformations", "alerts",
 	}
 	sourceFields      = []string{"id", "name", "write_key", "tracking_plan", "schema"}
 	destinationFields = []string{"id", "name", "type", "enabled", "sources", "settings", "filters", "delivery"}
@@ -967,6 +972,7 @@ func (l *loader) check(cfg *Config) {
 			l.at(prefix+".destination", "destination %q is not declared in destinations", t.Destination)
 		}
 	}
+	l.checkAlerts(cfg, sourceIDs, destIDs)
 }
 
 // under reports whether path is root or a path inside it.

@@ -138,6 +138,31 @@ var badFiles = []badFile{
 	{"delivery-retry-age-range.bad.yaml", "destinations[0].delivery.max_retry_age: 30s is out of range: 1m to 168h", 5, 22},
 	{"delivery-retry-age-long.bad.yaml", "destinations[0].delivery.max_retry_age: 169h is out of range: 1m to 168h", 5, 22},
 	{"delivery-retry-age-kind.bad.yaml", "destinations[0].delivery.max_retry_age: must be a string", 5, 22},
+
+	// Alert rules.
+	{"alert-not-mapping.bad.yaml", "alerts[0]: must be a mapping", 2, 5},
+	{"alert-unknown-key.bad.yaml", "alerts[0].treshold: unknown field (did you mean threshold?)", 4, 5},
+	{"alert-bad-kind.bad.yaml", `alerts[0].kind: "rate_below" is not a kind of alert: use success_rate_below, discards_above or discards_change`, 3, 11},
+	{"alert-reserved-id.bad.yaml", `alerts[0].id: "events" is reserved`, 2, 9},
+	{"alert-duplicate-id.bad.yaml", `alerts[1].id: duplicate alert id "a" (first declared at line 2)`, 3, 10},
+	{"alert-rate-range.bad.yaml", "alerts[0].threshold: 1.5 is out of range: a fraction above 0 and at most 1", 4, 16},
+	{"alert-discards-fraction.bad.yaml", "alerts[0].threshold: 2.5 is out of range: a whole number of discarded events, 0 to 1000000000000", 4, 16},
+	{"alert-change-range.bad.yaml", "alerts[0].threshold: 0 is out of range: a percentage above 0 and at most 1000000", 4, 16},
+	{"alert-no-threshold.bad.yaml", "alerts[0].threshold: required: the lowest acceptable success rate, a fraction such as 0.95", 2, 5},
+	{"alert-threshold-string.bad.yaml", "alerts[0].threshold: must be a number", 4, 16},
+	{"alert-no-window.bad.yaml", "alerts[0].window: required: a duration in whole minutes, 1m to 24h", 2, 5},
+	{"alert-window-short.bad.yaml", "alerts[0].window: 30s is out of range: 1m to 24h", 5, 13},
+	{"alert-window-long.bad.yaml", "alerts[0].window: 25h is out of range: 1m to 24h", 5, 13},
+	{"alert-window-fraction.bad.yaml", "alerts[0].window: 1m30s is not a whole number of minutes", 5, 13},
+	{"alert-window-bad.bad.yaml", `alerts[0].window: "5 minutes" is not a duration: write it like 5m or 1h`, 5, 13},
+	{"alert-min-events-not-applicable.bad.yaml", "alerts[0].min_events: does not apply to discards_above rules: only to success_rate_below and discards_change", 6, 17},
+	{"alert-min-events-range.bad.yaml", "alerts[0].min_events: -1 is out of range: 1 to 1000000000 (left out: 20)", 6, 17},
+	{"alert-no-url.bad.yaml", "alerts[0].notify.url: required: the URL that firing and resolved events are POSTed to", 7, 7},
+	{"alert-bad-url.bad.yaml", "alerts[0].notify.url: must be an absolute http or https URL", 7, 12},
+	{"alert-notify-unknown-key.bad.yaml", "alerts[0].notify.urls: unknown field (did you mean url?)", 7, 7},
+	{"alert-header-name.bad.yaml", "alerts[0].notify.headers.Bad Header: not a header name", 9, 23},
+	{"alert-undeclared-destination.bad.yaml", `alerts[0].destination: destination "hook" is not declared in destinations`, 4, 18},
+	{"alert-undeclared-source.bad.yaml", `alerts[0].source: source "mobile" is not declared in sources`, 3, 13},
 }
 
 // TestParseBadRulesReportOnlyTheCause checks that rules whose YAML has a
@@ -148,6 +173,10 @@ func TestParseBadRulesReportOnlyTheCause(t *testing.T) {
 		"transformation-rename-unknown-key.bad.yaml",
 		"filter-bad-fields.bad.yaml",
 		"filter-percent-string.bad.yaml",
+		"alert-threshold-string.bad.yaml",
+		"alert-window-bad.bad.yaml",
+		"alert-notify-unknown-key.bad.yaml",
+		"alert-not-mapping.bad.yaml",
 	} {
 		t.Run(file, func(t *testing.T) {
 			_, err := parseFile(t, file)
@@ -802,6 +831,13 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if len(cfg.Destinations) > 0 && len(cfg.Destinations[0].Filters) == 0 {
 		t.Errorf("destination has no filters")
+	}
+	kinds := map[AlertKind]bool{}
+	for _, a := range cfg.Alerts {
+		kinds[a.Kind] = true
+	}
+	if len(kinds) != len(AlertKinds) || cfg.Alerts[0].Destination == "" || len(cfg.Alerts[0].Notify.Headers) == 0 {
+		t.Errorf("alerts = %+v, want one of each kind, the first on a destination with headers", cfg.Alerts)
 	}
 	if len(cfg.Destinations) != 1 || cfg.Destinations[0].Type != "webhook" {
 		t.Fatalf("destinations = %+v, want one webhook", cfg.Destinations)

@@ -60,9 +60,13 @@ func (m *Manager) Reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reloading workspace: %w", err)
 	}
+	alerts, err := m.repo.ListAlerts(ctx)
+	if err != nil {
+		return fmt.Errorf("reloading workspace: %w", err)
+	}
 	prev := m.cur.Load()
 	ws := BuildWorkspace(version, m.settings, Contents{
-		Sources: sources, Destinations: dests, TrackingPlans: plans, Transformations: transformations,
+		Sources: sources, Destinations: dests, TrackingPlans: plans, Transformations: transformations, Alerts: alerts,
 	})
 	m.cur.Store(ws)
 	if prev == nil || prev.Version != version {
@@ -73,7 +77,7 @@ func (m *Manager) Reload(ctx context.Context) error {
 	}
 	if prev != nil && prev.Version != version {
 		m.logger.Info("workspace reloaded", "version", version, "sources", len(sources), "destinations", len(dests),
-			"tracking_plans", len(plans), "transformations", len(transformations))
+			"tracking_plans", len(plans), "transformations", len(transformations), "alerts", len(alerts))
 	}
 	return nil
 }

@@ -55,8 +55,8 @@ func (e *ValidationError) Unwrap() []error {
 }
 
 // Repo is the workspace persisted in the state store: sources with their
-// write keys, destinations, tracking plans, transformations, a few meta
-// values, and the config version that every change bumps. It is safe for
+// write keys, destinations, tracking plans, transformations, alert rules,
+// a few meta values, and the config version that every change bumps. It is safe for
 // concurrent use; on both engines writes are serialised (SQLite's write
 // lock, a row lock on PostgreSQL), so each write sees the effect of the
 // previous one.
@@ -586,8 +586,8 @@ func (r *Repo) RotateWriteKey(ctx context.Context, id string, grace time.Duratio
 // DeleteSource deletes source id and all its write keys. It returns an
 // error matching [ErrNotFound], or [ErrConflict] naming what still uses it
 // (change or delete that first): destinations that receive its events,
-// transformations of its events, and sources that forward their
-// violations or blocked events to it.
+// transformations of its events, sources that forward their violations
+// or blocked events to it, and alert rules watching it.
 func (r *Repo) DeleteSource(ctx context.Context, id string) error {
 	err := r.write(ctx, func(tx *sql.Tx, now int64) (bool, error) {
 		if _, err := r.getSource(ctx, tx, now, id); err != nil {
@@ -611,6 +611,7 @@ func (r *Repo) deleteSource(ctx context.Context, tx *sql.Tx, id string) error {
 		{"destinations", `SELECT destination_id FROM destination_sources WHERE source_id = ?`, []any{id}},
 		{"transformations", `SELECT id FROM transformations WHERE source_id = ?`, []any{id}},
 		{"sources forwarding to it", `SELECT id FROM sources WHERE (forward_violations_to = ? OR forward_blocked_to = ?) AND id <> ?`, []any{id, id, id}},
+		{"alerts", `SELECT id FROM alerts WHERE source_id = ?`, []any{id}},
 	} {
 		ids, err := r.ids(ctx, tx, u.query, u.args...)
 		if err != nil {
@@ -999,7 +1000,7 @@ func (r *Repo) UpdateDestination(ctx context.Context, d Destination) (Destinatio
 
 // DeleteDestination deletes destination id, or returns an error matching
 // [ErrNotFound], or [ErrConflict] naming the transformations scoped to it
-// (delete them first).
+// and the alert rules watching it (delete them first).
 func (r *Repo) DeleteDestination(ctx context.Context, id string) error {
 	err := r.write(ctx, func(tx *sql.Tx, _ int64) (bool, error) {
 		ok, err := r.exists(ctx, tx, "destinations", id)
@@ -1018,14 +1019,23 @@ func (r *Repo) DeleteDestination(ctx context.Context, id string) error {
 }
 
 // deleteDestination deletes an existing destination unless transformations
-// are scoped to it.
+// are scoped to it or alert rules watch it.
 func (r *Repo) deleteDestination(ctx context.Context, tx *sql.Tx, id string) error {
-	users, err := r.ids(ctx, tx, `SELECT id FROM transformations WHERE destination_id = ?`, id)
-	if err != nil {
-		return fmt.Errorf("finding the transformations of destination %q: %w", id, err)
+	var uses []string
+	for _, u := range []struct{ what, query string }{
+		{"transformations", `SELECT id FROM transformations WHERE destination_id = ?`},
+		{"alerts", `SELECT id FROM alerts WHERE destination_id = ?`},
+	} {
+		ids, err := r.ids(ctx, tx, u.query, id)
+		if err != nil {
+			return fmt.Errorf("finding the users of destination %q: %w", id, err)
+		}
+		if len(ids) > 0 {
+			uses = append(uses, u.what+" "+quoteList(ids))
+		}
 	}
-	if len(users) > 0 {
-		return fmt.Errorf("destination %q is used by transformations %s: %w", id, quoteList(users), ErrConflict)
+	if len(uses) > 0 {
+		return fmt.Errorf("destination %q is used by %s: %w", id, strings.Join(uses, "; "), ErrConflict)
 	}
 	if _, err := tx.ExecContext(ctx, r.db.Rebind(`DELETE FROM destinations WHERE id = ?`), id); err != nil {
 		return fmt.Errorf("deleting destination %q: %w", id, err)

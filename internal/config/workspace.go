@@ -33,6 +33,9 @@ type Workspace struct {
 	// apply (see [Transformation]).
 	TrackingPlans   []TrackingPlan
 	Transformations []Transformation
+	// Alerts are the alert rules, ordered by id; the evaluator reads them
+	// on every evaluation.
+	Alerts []Alert
 
 	byID  map[string]int
 	byKey map[string]keyEntry
@@ -118,6 +121,7 @@ type Contents struct {
 	Destinations    []Destination
 	TrackingPlans   []TrackingPlan
 	Transformations []Transformation
+	Alerts          []Alert
 }
 
 // NewWorkspace indexes sources and destinations into a snapshot without
@@ -198,6 +202,7 @@ func BuildWorkspace(version int64, s Settings, c Contents) *Workspace {
 		Destinations:    c.Destinations,
 		TrackingPlans:   c.TrackingPlans,
 		Transformations: c.Transformations,
+		Alerts:          c.Alerts,
 		byID:            make(map[string]int, len(c.Sources)),
 		byKey:           make(map[string]keyEntry, len(c.Sources)),
 		sourceRules:     make(map[string]*SourceRules, len(c.Sources)),

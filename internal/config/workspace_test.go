@@ -223,4 +223,7 @@ func TestExampleConfigApplies(t *testing.T) {
 	if r := ws.DestinationRules("orders-hook", "web"); len(r.Transformations) == 0 || r.Filters.Len() == 0 {
 		t.Errorf("orders-hook's rules for web = %+v, want transformations and filters", r)
 	}
+	if len(ws.Alerts) != len(cfg.Alerts) || len(ws.Alerts) == 0 {
+		t.Errorf("snapshot alerts = %+v, want the file's %d", ws.Alerts, len(cfg.Alerts))
+	}
 }

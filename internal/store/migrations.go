@@ -282,8 +282,71 @@ CREATE TABLE delivery_latency (
 );
 `,
 		},
+		{
+			version: 8,
+			name:    "alerts",
+			// Alert rules (internal/config) and their evaluation
+			// (internal/observe/alert). alerts: the rules; notify is the
+			// webhook as JSON ({"url", "headers"}), window_ms the window.
+			// alert_states: each evaluated rule's state ('ok' or
+			// 'firing') since a time, so that a restart neither forgets a
+			// firing alert nor sends it again; no foreign key, the
+			// evaluator drops the rows of deleted rules. alert_events: the
+			// history of firing and resolved transitions, each with the
+			// JSON body POSTed to the webhook and whether it was sent;
+			// next_attempt_at is also the lease of the node sending it.
+			sqlite:   fmt.Sprintf(alertsSQL, "INTEGER PRIMARY KEY AUTOINCREMENT"),
+			postgres: fmt.Sprintf(alertsSQL, "BIGSERIAL PRIMARY KEY"),
+		},
 	}
 }
+
+// alertsSQL is migration 8, with the event id type (%[1]s) of each
+// engine.
+const alertsSQL = `
+CREATE TABLE alerts (
+	id             TEXT PRIMARY KEY,
+	name           TEXT NOT NULL,
+	destination_id TEXT REFERENCES destinations (id),
+	source_id      TEXT REFERENCES sources (id),
+	enabled        BOOLEAN NOT NULL,
+	kind           TEXT NOT NULL,
+	threshold      DOUBLE PRECISION NOT NULL,
+	window_ms      BIGINT NOT NULL,
+	min_events     BIGINT NOT NULL,
+	notify         TEXT NOT NULL,
+	origin         TEXT NOT NULL CHECK (origin IN ('file', 'api')),
+	file_hash      TEXT,
+	created_at     BIGINT NOT NULL,
+	updated_at     BIGINT NOT NULL
+);
+CREATE INDEX alerts_by_destination ON alerts (destination_id);
+CREATE INDEX alerts_by_source ON alerts (source_id);
+
+CREATE TABLE alert_states (
+	alert_id     TEXT PRIMARY KEY,
+	state        TEXT NOT NULL CHECK (state IN ('ok', 'firing')),
+	since        BIGINT NOT NULL,
+	last_value   DOUBLE PRECISION,
+	evaluated_at BIGINT NOT NULL
+);
+
+CREATE TABLE alert_events (
+	id              %[1]s,
+	alert_id        TEXT NOT NULL,
+	status          TEXT NOT NULL CHECK (status IN ('firing', 'resolved')),
+	occurred_at     BIGINT NOT NULL,
+	body            TEXT NOT NULL,
+	notify_status   TEXT NOT NULL CHECK (notify_status IN ('pending', 'sent', 'failed')),
+	attempts        INTEGER NOT NULL DEFAULT 0,
+	next_attempt_at BIGINT NOT NULL DEFAULT 0,
+	sent_at         BIGINT,
+	last_error      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX alert_events_pending ON alert_events (next_attempt_at) WHERE notify_status = 'pending';
+CREATE INDEX alert_events_by_alert ON alert_events (alert_id, id);
+CREATE INDEX alert_events_by_time ON alert_events (occurred_at);
+`
 
 // deliverySQL is migration 5, with the dead-letter id type (%[1]s) and
 // the byte-string type (%[2]s) of each engine.
