@@ -324,3 +324,60 @@ destinations:
 		}
 	}
 }
+
+// TestDiscardAlert declares an alert on discards in the config file, sends
+// an event the webhook refuses, and checks that the alert's webhook is
+// told it fires, and that the API lists it firing.
+func TestDiscardAlert(t *testing.T) {
+	_, hook := newReceiver(t, func(string) int { return 400 })
+	notes := make(chan map[string]any, 4)
+	notify := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var n map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&n); err != nil {
+			t.Errorf("notification: %v", err)
+		}
+		notes <- n
+	}))
+	defer notify.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "conflux.yaml")
+	cfg := fmt.Sprintf(`
+sources:
+  - id: web
+    write_key: webWriteKey000000000000000000001
+destinations:
+  - id: hook
+    type: webhook
+    sources: [web]
+    settings: {url: %q}
+alerts:
+  - id: hook-discards
+    name: Hook refuses events
+    kind: discards_above
+    destination: hook
+    threshold: 0
+    window: 5m
+    notify: {url: %q}
+`, hook.URL, notify.URL)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := servertest.Start(t, server.Options{DataDir: filepath.Join(dir, "data"), ConfigPath: path,
+		MetricsFlushEvery: 50 * time.Millisecond, AlertEvery: 100 * time.Millisecond})
+	waitQueue(t, s, "hook")
+	if got := send(t, s.URL, "webWriteKey000000000000000000001", "/v1/track", `{"messageId":"refused","userId":"u1","event":"E"}`); got != 200 {
+		t.Fatalf("track: %d", got)
+	}
+	select {
+	case n := <-notes:
+		if n["alert_id"] != "hook-discards" || n["status"] != "firing" || n["destination"] != "hook" || n["value"] != float64(1) {
+			t.Errorf("notification %v", n)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no alert notification within 15s")
+	}
+	_, out := admin(t, s, "GET", "/api/v1/alerts/hook-discards", "")
+	if out["state"] != "firing" {
+		t.Errorf("alert %v, want firing", out)
+	}
+}

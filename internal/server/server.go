@@ -22,6 +22,7 @@ import (
 	"github.com/confluxcdp/conflux/internal/deliver/destinations"
 	"github.com/confluxcdp/conflux/internal/httpapi"
 	"github.com/confluxcdp/conflux/internal/observe"
+	"github.com/confluxcdp/conflux/internal/observe/alert"
 	"github.com/confluxcdp/conflux/internal/process"
 	"github.com/confluxcdp/conflux/internal/process/suppress"
 	"github.com/confluxcdp/conflux/internal/store"
@@ -55,6 +56,8 @@ type Options struct {
 	// MetricsFlushEvery is how often delivery metrics reach the state
 	// store (and the delivery-metrics API). Default: 10s.
 	MetricsFlushEvery time.Duration
+	// AlertEvery is how often alert rules are evaluated. Default: 30s.
+	AlertEvery time.Duration
 	// NoDeliveryMetrics turns the delivery metrics off (the API then
 	// answers zeros): for measuring what they cost.
 	NoDeliveryMetrics bool
@@ -103,6 +106,7 @@ type Server struct {
 	process  *process.Stage
 	deliver  *deliver.Engine
 	metrics  *observe.Recorder
+	alerts   *alert.Evaluator
 	// violations counts tracking-plan violations for the violations API.
 	violations *process.Violations
 	http       *http.Server
@@ -165,6 +169,8 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 
+	s.alerts = alert.New(s.db, s.manager.Current, alert.Options{Every: opts.AlertEvery, Logger: opts.Logger.With("component", "alert")})
+
 	s.suppress = suppress.New(s.db, opts.Logger.With("component", "suppress"))
 	if err := s.suppress.Load(ctx); err != nil {
 		return nil, err
@@ -215,9 +221,11 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	process.RegisterViolationsAPI(mux, auth, s.violations, s.manager.Current)
 	configAPI := config.NewAPI(repo, s.manager)
 	configAPI.DestinationCheck = registry.Check
+	configAPI.AlertStates = s.alerts
 	configAPI.Register(mux, auth)
 	s.deliver.Register(mux, auth)
 	s.metrics.Register(mux, auth)
+	s.alerts.Register(mux, auth)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -291,6 +299,7 @@ func (s *Server) Run(ctx context.Context) error {
 	workers.Go(func() error { return s.process.Run(bg) })
 	workers.Go(func() error { return s.violations.Run(bg) })
 	workers.Go(func() error { return s.deliver.Run(bg) })
+	workers.Go(func() error { return s.alerts.Run(bg) })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(s.listener) }()
