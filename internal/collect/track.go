@@ -253,6 +253,7 @@ func authenticate(r *http.Request, bodyKey string, ws *config.Workspace, now tim
 // by type and name. rejected maps an event's index to its rejection
 // reason (suppressed ones included).
 func (a *API) observe(p *event.Payload, source string, rejected map[int]string) {
+	counts := make(map[observe.Key]int64, 4)
 	for i := range p.Len() {
 		typ, name := p.Describe(i)
 		k := observe.Key{Source: source, EventType: typ, EventName: name, Outcome: observe.Received}
@@ -263,6 +264,7 @@ func (a *API) observe(p *event.Payload, source string, rejected map[int]string) 
 		default:
 			k.Outcome, k.Reason = observe.Rejected, reason
 		}
-		a.opts.Metrics.Add(k, 1)
+		counts[k]++
 	}
+	a.opts.Metrics.AddAll(counts)
 }

@@ -153,6 +153,24 @@ func (r *Recorder) Add(k Key, n int64) {
 	r.mu.Unlock()
 }
 
+// AddAll counts each key's n events now, under one lock: what a request
+// or a batch counts at once.
+func (r *Recorder) AddAll(counts map[Key]int64) {
+	if len(counts) == 0 {
+		return
+	}
+	now := r.opts.Now()
+	r.mu.Lock()
+	c := r.minute(now)
+	for k, n := range counts {
+		if n > 0 {
+			k.EventName = r.foldName(k.Source, k.EventName)
+			c.counts[k] += n
+		}
+	}
+	r.mu.Unlock()
+}
+
 // Delivered counts one delivered event and its end-to-end latency
 // (receivedAt to the destination's acknowledgement).
 func (r *Recorder) Delivered(k Key, latency time.Duration) {

@@ -371,9 +371,7 @@ func (g *group) count(m *metrics, rec *observe.Recorder) {
 			m.add(k, n)
 		}
 		if rec != nil {
-			for k, n := range sc.detail {
-				rec.Add(k, n)
-			}
+			rec.AddAll(sc.detail)
 		}
 		for _, f := range sc.deferred {
 			f()
