@@ -270,8 +270,8 @@ CREATE TABLE delivery_metrics (
 	PRIMARY KEY (granularity, destination_id, source_id, bucket, event_type, event_name, outcome, reason)
 );
 -- Covering indexes: one destination's range, and every destination's.
-CREATE INDEX delivery_metrics_by_destination ON delivery_metrics (granularity, destination_id, bucket, source_id, outcome, reason, count);
-CREATE INDEX delivery_metrics_by_bucket ON delivery_metrics (granularity, bucket, outcome, reason, destination_id, source_id, count);
+CREATE INDEX delivery_metrics_by_destination ON delivery_metrics (granularity, destination_id, bucket, outcome, reason, count);
+CREATE INDEX delivery_metrics_by_bucket ON delivery_metrics (granularity, bucket, outcome, reason, destination_id, count);
 
 CREATE TABLE delivery_latency (
 	granularity    TEXT NOT NULL,
@@ -282,8 +282,8 @@ CREATE TABLE delivery_latency (
 	count          BIGINT NOT NULL,
 	PRIMARY KEY (granularity, destination_id, source_id, bucket, le)
 );
-CREATE INDEX delivery_latency_by_destination ON delivery_latency (granularity, destination_id, bucket, source_id, le, count);
-CREATE INDEX delivery_latency_by_bucket ON delivery_latency (granularity, bucket, le, destination_id, source_id, count);
+CREATE INDEX delivery_latency_by_destination ON delivery_latency (granularity, destination_id, bucket, le, count);
+CREATE INDEX delivery_latency_by_bucket ON delivery_latency (granularity, bucket, le, destination_id, count);
 `,
 		},
 		{
