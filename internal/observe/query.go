@@ -123,7 +123,8 @@ func (w *Window) where() (string, []any) {
 		conds = append(conds, "destination_id = ?")
 		args = append(args, w.Destination)
 	} else {
-		conds = append(conds, "destination_id <> ''")
+		conds = append(conds, "destination_id = ?")
+		args = append(args, AllDestinations)
 	}
 	if w.Source != "" {
 		conds = append(conds, "source_id = ?")
@@ -316,8 +317,8 @@ var (
 // Overview answers a resolved window for w.Source (and, if set, only
 // w.Destination).
 func (r *Recorder) Overview(ctx context.Context, w Window) (*Overview, error) {
-	conds := []string{"granularity = ?", "bucket >= ?", "bucket < ?"}
-	args := []any{w.Granularity, w.Start.UnixMilli(), w.End.UnixMilli()}
+	conds := []string{"granularity = ?", "bucket >= ?", "bucket < ?", "destination_id <> ?"}
+	args := []any{w.Granularity, w.Start.UnixMilli(), w.End.UnixMilli(), AllDestinations}
 	if w.Source != "" {
 		conds = append(conds, "source_id = ?")
 		args = append(args, w.Source)

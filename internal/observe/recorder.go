@@ -36,6 +36,12 @@ const (
 // Other is the event name that names beyond a source's limit fold into.
 const Other = "(other)"
 
+// AllDestinations is the destination id of the roll-up rows that every
+// delivery count is also added to at flush, so that a query across all
+// destinations reads as few rows as a query of one. No destination can
+// have it as its id.
+const AllDestinations = "*"
+
 // Key is what one count is kept by.
 type Key struct {
 	Source      string
@@ -302,11 +308,17 @@ func (r *Recorder) write(ctx context.Context, taken map[int64]*minuteCounts) err
 			b := bucketStart(g, m)
 			for k, n := range c.counts {
 				counts[row{g, b, k}] += n
+				if k.Destination != "" {
+					k.Destination = AllDestinations
+					counts[row{g, b, k}] += n
+				}
 			}
 			for k, h := range c.latency {
+				all := latencyKey{k.source, AllDestinations}
 				for i, n := range h {
 					if n > 0 {
 						lat[lrow{g, b, k, i}] += n
+						lat[lrow{g, b, all, i}] += n
 					}
 				}
 			}

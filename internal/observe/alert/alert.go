@@ -216,7 +216,8 @@ WHERE granularity = ? AND bucket >= ? AND bucket < ? AND outcome IN (?, ?, ?)`
 		q += ` AND destination_id = ?`
 		args = append(args, r.Destination)
 	} else {
-		q += ` AND destination_id <> ''`
+		q += ` AND destination_id = ?` // the roll-up across destinations
+		args = append(args, observe.AllDestinations)
 	}
 	if r.Source != "" {
 		q += ` AND source_id = ?`

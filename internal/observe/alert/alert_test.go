@@ -177,17 +177,24 @@ func (f *fixture) rule(t *testing.T, a config.Alert) {
 }
 
 // count adds n events with outcome to the minute bucket holding at,
-// straight into delivery_metrics, as the recorder's flush does.
+// straight into delivery_metrics, as the recorder's flush does (with the
+// roll-up row across destinations).
 func (f *fixture) count(t *testing.T, at time.Time, source, destination, outcome, reason string, n int64) {
 	t.Helper()
-	_, err := f.db.SQL().ExecContext(t.Context(), f.db.Rebind(`
+	dests := []string{destination}
+	if destination != "" {
+		dests = append(dests, observe.AllDestinations)
+	}
+	for _, d := range dests {
+		_, err := f.db.SQL().ExecContext(t.Context(), f.db.Rebind(`
 INSERT INTO delivery_metrics (granularity, destination_id, source_id, bucket, event_type, event_name, outcome, reason, count)
 VALUES (?, ?, ?, ?, 'track', 'Order Completed', ?, ?, ?)
 ON CONFLICT (granularity, destination_id, source_id, bucket, event_type, event_name, outcome, reason)
 DO UPDATE SET count = delivery_metrics.count + excluded.count`),
-		observe.Minute, destination, source, at.Truncate(time.Minute).UnixMilli(), outcome, reason, n)
-	if err != nil {
-		t.Fatal(err)
+			observe.Minute, d, source, at.Truncate(time.Minute).UnixMilli(), outcome, reason, n)
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
