@@ -56,6 +56,9 @@ type Options struct {
 	// MetricsFlushEvery is how often delivery metrics reach the state
 	// store (and the delivery-metrics API). Default: 10s.
 	MetricsFlushEvery time.Duration
+	// MetricsMaxEventNames bounds the event names per source the delivery
+	// metrics keep apart; the rest count as "(other)". Default: 200.
+	MetricsMaxEventNames int
 	// AlertEvery is how often alert rules are evaluated. Default: 30s.
 	AlertEvery time.Duration
 	// NoDeliveryMetrics turns the delivery metrics off (the API then
@@ -185,7 +188,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.metrics = observe.NewRecorder(s.db, observe.Options{FlushEvery: opts.MetricsFlushEvery, Logger: opts.Logger.With("component", "observe")})
+	s.metrics = observe.NewRecorder(s.db, observe.Options{FlushEvery: opts.MetricsFlushEvery, MaxEventNames: opts.MetricsMaxEventNames, Logger: opts.Logger.With("component", "observe")})
 	counting := s.metrics // the stages count into it unless metrics are off
 	if opts.NoDeliveryMetrics {
 		counting = nil
