@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -108,7 +109,18 @@ func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*DB, err
 	if err != nil {
 		return nil, fmt.Errorf("opening SQLite state store %q: %w", path, err)
 	}
-	if err := sdb.PingContext(ctx); err != nil {
+	// A new connection switches the file to WAL; when another process or
+	// connection is doing the same, SQLite answers SQLITE_BUSY at once
+	// rather than wait (the busy timeout does not cover a journal-mode
+	// change). Try again for as long as the busy timeout would have waited.
+	for deadline := time.Now().Add(sqliteBusyTimeoutMS * time.Millisecond); ; {
+		err = sdb.PingContext(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
 		_ = sdb.Close()
 		return nil, fmt.Errorf("opening SQLite state store %q: %w", path, err)
 	}
@@ -233,4 +245,10 @@ func IsForeignKeyViolation(err error) bool {
 		return e.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 	}
 	return false
+}
+
+// isBusy reports whether err is SQLite's "database is locked".
+func isBusy(err error) bool {
+	e, ok := errors.AsType[*sqlite.Error](err)
+	return ok && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
