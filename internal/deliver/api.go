@@ -103,7 +103,7 @@ func (e *Engine) serveJobs(w http.ResponseWriter, r *http.Request) {
 			states = append(states, jobState(dests[i], StateAwaitingRetry, &jobs[i]))
 		}
 	}
-	dead, err := e.jobs.deadLetters(r.Context(), deadFilter{Destination: dest, MessageID: msg}, 100)
+	dead, err := e.jobs.deadLetters(r.Context(), deadFilter{Destination: dest, MessageID: msg}, 100, false)
 	if err != nil {
 		internalError(w, err)
 		return
@@ -247,7 +247,7 @@ type deadLetterView struct {
 
 func (e *Engine) serveDeadLetters(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := checkParams(q, "destination", "reason", "message_id", "from", "to", "after", "limit"); err != nil {
+	if err := checkParams(q, "destination", "reason", "message_id", "from", "to", "after", "before", "order", "limit"); err != nil {
 		badRequest(w, err.Error())
 		return
 	}
@@ -261,13 +261,27 @@ func (e *Engine) serveDeadLetters(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err.Error())
 		return
 	}
-	if v := q.Get("after"); v != "" {
-		if f.AfterID, err = strconv.ParseInt(v, 10, 64); err != nil || f.AfterID < 1 {
-			badRequest(w, fmt.Sprintf("after %q: want the id of the last dead letter of the previous page", v))
-			return
+	newest := false
+	switch q.Get("order") {
+	case "", "oldest":
+	case "newest":
+		newest = true
+	default:
+		badRequest(w, fmt.Sprintf("order %q: want oldest (the default) or newest", q.Get("order")))
+		return
+	}
+	for _, p := range []struct {
+		key string
+		id  *int64
+	}{{"after", &f.AfterID}, {"before", &f.BeforeID}} {
+		if v := q.Get(p.key); v != "" {
+			if *p.id, err = strconv.ParseInt(v, 10, 64); err != nil || *p.id < 1 {
+				badRequest(w, fmt.Sprintf("%s %q: want the id of the last dead letter of the previous page", p.key, v))
+				return
+			}
 		}
 	}
-	dead, err := e.jobs.deadLetters(r.Context(), f, limit)
+	dead, err := e.jobs.deadLetters(r.Context(), f, limit, newest)
 	if err != nil {
 		internalError(w, err)
 		return

@@ -364,6 +364,21 @@ func TestRetrySchedule(t *testing.T) {
 	if len(dead) != 4 {
 		t.Errorf("dead letters for %v, want bad, auth, down, down-later", keys(dead))
 	}
+	// Newest first, a page of two, then the next page.
+	page := h.get(t, "/api/v1/dead-letters?destination=hook&order=newest&limit=2")
+	first := page["dead_letters"].([]any)
+	next, _ := page["next"].(string)
+	rest := h.get(t, "/api/v1/dead-letters?destination=hook&order=newest&limit=2&before="+next)["dead_letters"].([]any)
+	var deadIDs []float64
+	for _, d := range append(first, rest...) {
+		deadIDs = append(deadIDs, d.(map[string]any)["id"].(float64))
+	}
+	if len(deadIDs) != 4 || !sort.SliceIsSorted(deadIDs, func(i, j int) bool { return deadIDs[i] > deadIDs[j] }) {
+		t.Errorf("newest first, two pages: ids %v", deadIDs)
+	}
+	if h.get(t, "/api/v1/dead-letters?order=random")["error"] == nil {
+		t.Error("order=random was accepted")
+	}
 	if d := dead["down"]; d != nil && d["attempts"].(float64) != float64(len(down)) {
 		t.Errorf("down: dead letter counts %v attempts, the endpoint saw %d", d["attempts"], len(down))
 	}

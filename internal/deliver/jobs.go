@@ -314,6 +314,8 @@ type deadFilter struct {
 	// Among, when not nil, narrows to these destinations.
 	Among   []string
 	AfterID int64 // pagination: ids greater than this
+	// BeforeID paginates newest first: ids less than this.
+	BeforeID int64
 }
 
 func (f deadFilter) where() (string, []any) {
@@ -354,6 +356,9 @@ func (f deadFilter) where() (string, []any) {
 	if f.AfterID > 0 {
 		add("id > ?", f.AfterID)
 	}
+	if f.BeforeID > 0 {
+		add("id < ?", f.BeforeID)
+	}
 	if len(conds) == 0 {
 		return "", nil
 	}
@@ -374,10 +379,15 @@ func scanDead(r scanner) (DeadLetter, error) {
 	return d, err
 }
 
-// deadLetters lists dead letters matching f, by id, at most limit.
-func (s *jobStore) deadLetters(ctx context.Context, f deadFilter, limit int) ([]DeadLetter, error) {
+// deadLetters lists dead letters matching f, by id (newest first when
+// newest), at most limit.
+func (s *jobStore) deadLetters(ctx context.Context, f deadFilter, limit int, newest bool) ([]DeadLetter, error) {
 	where, args := f.where()
-	rows, err := s.db.SQL().QueryContext(ctx, s.db.Rebind(`SELECT `+deadColumns+` FROM dead_letters`+where+` ORDER BY id LIMIT ?`),
+	order := " ORDER BY id"
+	if newest {
+		order = " ORDER BY id DESC"
+	}
+	rows, err := s.db.SQL().QueryContext(ctx, s.db.Rebind(`SELECT `+deadColumns+` FROM dead_letters`+where+order+` LIMIT ?`),
 		append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("listing dead letters: %w", err)

@@ -134,7 +134,7 @@ func allJobs(t *testing.T, s *jobStore, dest string) []job {
 
 func allDead(t *testing.T, s *jobStore) []DeadLetter {
 	t.Helper()
-	ds, err := s.deadLetters(t.Context(), deadFilter{}, 1000)
+	ds, err := s.deadLetters(t.Context(), deadFilter{}, 1000, false)
 	if err != nil {
 		t.Fatalf("deadLetters: %v", err)
 	}
@@ -448,7 +448,7 @@ func TestJobStoreDeadLetterFilters(t *testing.T) {
 				if limit == 0 {
 					limit = 100
 				}
-				ds, err := s.deadLetters(t.Context(), tc.f, limit)
+				ds, err := s.deadLetters(t.Context(), tc.f, limit, false)
 				if err != nil {
 					t.Fatalf("deadLetters: %v", err)
 				}
@@ -577,7 +577,7 @@ func TestJobStoreRequeue(t *testing.T) {
 		if n != 1 { // d, the expired one; not b, which failed in rp-1
 			t.Errorf("requeue of rp-1 again moved %d, want 1 (d only)", n)
 		}
-		if ds, _ := s.deadLetters(ctx, deadFilter{ReplayID: "rp-1"}, 10); len(ds) != 1 || ds[0].SourceID != "b" {
+		if ds, _ := s.deadLetters(ctx, deadFilter{ReplayID: "rp-1"}, 10, false); len(ds) != 1 || ds[0].SourceID != "b" {
 			t.Errorf("rp-1's failure was taken again: %v", ds)
 		}
 		st, _, _ = s.replay(ctx, "rp-1")

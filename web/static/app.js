@@ -375,8 +375,8 @@ async function openDrill(id, name) {
 async function loadDeadLetters(more) {
   const dr = state.drill;
   if (!dr) return;
-  const q = new URLSearchParams({ destination: dr.id, limit: "20" });
-  if (more && dr.next) q.set("after", dr.next);
+  const q = new URLSearchParams({ destination: dr.id, limit: "20", order: "newest" });
+  if (more && dr.next) q.set("before", dr.next);
   try {
     const res = await api("/api/v1/dead-letters?" + q);
     if (state.drill !== dr) return;
@@ -391,7 +391,7 @@ async function loadDeadLetters(more) {
     $("drill-more").hidden = !dr.next;
     $("replay").disabled = !res.total;
     $("drill-summary").textContent = res.total
-      ? `${fmtInt(res.total)} dead letter${res.total === 1 ? "" : "s"} (discarded or expired), oldest first; showing ${fmtInt(dr.shown)}.`
+      ? `${fmtInt(res.total)} dead letter${res.total === 1 ? "" : "s"} (discarded or expired), newest first; showing ${fmtInt(dr.shown)}.`
       : "No dead letters: every event this destination got was delivered or filtered, or is still being retried.";
   } catch (e) {
     fail(e);
