@@ -4,74 +4,32 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/confluxcdp/conflux/internal/deliver/settings"
 )
 
-// subject is a parsed subject setting: literal text and placeholders.
+// subject is a parsed subject setting.
 type subject struct {
-	parts []subjectPart
-	// fixed is the whole subject when it has no placeholders.
-	fixed string
-}
-
-type subjectPart struct {
-	literal     string
-	placeholder string // "source" or "type"; "" for a literal
+	tpl settings.Template
 }
 
 // parseSubject parses a subject setting and checks that every subject it
 // can render is one a client may publish to.
 func parseSubject(s string) (*subject, error) {
-	out := &subject{}
-	rest := s
-	for rest != "" {
-		i := strings.Index(rest, "{{")
-		if i < 0 {
-			out.parts = append(out.parts, subjectPart{literal: rest})
-			break
-		}
-		if i > 0 {
-			out.parts = append(out.parts, subjectPart{literal: rest[:i]})
-		}
-		end := strings.Index(rest[i:], "}}")
-		if end < 0 {
-			return nil, errors.New(`"{{" without "}}"`)
-		}
-		name := strings.TrimSpace(rest[i+2 : i+end])
-		switch name {
-		case "source", "type":
-		default:
-			return nil, fmt.Errorf("unknown placeholder {{%s}}: want {{source}} or {{type}}", name)
-		}
-		out.parts = append(out.parts, subjectPart{placeholder: name})
-		rest = rest[i+end+2:]
-	}
-	if err := checkSubject(out.render("x", "x")); err != nil {
+	tpl, err := settings.ParseTemplate(s)
+	if err != nil {
 		return nil, err
 	}
-	if len(out.parts) == 1 && out.parts[0].placeholder == "" {
-		out.fixed = out.parts[0].literal
+	out := &subject{tpl: tpl}
+	if err := checkSubject(out.render("x", "x")); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// render returns the subject for an event of source and type typ.
-func (s *subject) render(source, typ string) string {
-	if s.fixed != "" {
-		return s.fixed
-	}
-	var b strings.Builder
-	for _, p := range s.parts {
-		switch p.placeholder {
-		case "source":
-			writeToken(&b, source)
-		case "type":
-			writeToken(&b, typ)
-		default:
-			b.WriteString(p.literal)
-		}
-	}
-	return b.String()
-}
+// render returns the subject for an event of source and type typ; each
+// placeholder's value becomes one token (see writeToken).
+func (s *subject) render(source, typ string) string { return s.tpl.Render(source, typ, writeToken) }
 
 // writeToken writes v as part of one subject token: characters other
 // than letters, digits, '_' and '-' become '_', so that a value can add

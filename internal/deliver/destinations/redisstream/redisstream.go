@@ -39,7 +39,7 @@ var Type = &deliver.Type{
 // use.
 type Destination struct {
 	settings Settings
-	key      []keyPart
+	key      settings.Template
 	client   *redis.Client
 
 	closeOnce sync.Once

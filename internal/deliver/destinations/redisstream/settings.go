@@ -2,7 +2,6 @@ package redisstream
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"net/url"
 	"strings"
@@ -109,55 +108,7 @@ func (s Settings) options() (*redis.Options, error) {
 }
 
 // parseKey parses a stream setting.
-func parseKey(s string) ([]keyPart, error) {
-	var parts []keyPart
-	rest := s
-	for rest != "" {
-		i := strings.Index(rest, "{{")
-		if i < 0 {
-			parts = append(parts, keyPart{literal: rest})
-			break
-		}
-		if i > 0 {
-			parts = append(parts, keyPart{literal: rest[:i]})
-		}
-		end := strings.Index(rest[i:], "}}")
-		if end < 0 {
-			return nil, errors.New(`"{{" without "}}"`)
-		}
-		name := strings.TrimSpace(rest[i+2 : i+end])
-		switch name {
-		case "source", "type":
-		default:
-			return nil, fmt.Errorf("unknown placeholder {{%s}}: want {{source}} or {{type}}", name)
-		}
-		parts = append(parts, keyPart{placeholder: name})
-		rest = rest[i+end+2:]
-	}
-	return parts, nil
-}
-
-// keyPart is literal text or a placeholder of a stream setting.
-type keyPart struct {
-	literal     string
-	placeholder string // "source" or "type"; "" for a literal
-}
+func parseKey(s string) (settings.Template, error) { return settings.ParseTemplate(s) }
 
 // renderKey returns the stream key for an event of source and type typ.
-func renderKey(parts []keyPart, source, typ string) string {
-	if len(parts) == 1 && parts[0].placeholder == "" {
-		return parts[0].literal
-	}
-	var b strings.Builder
-	for _, p := range parts {
-		switch p.placeholder {
-		case "source":
-			b.WriteString(source)
-		case "type":
-			b.WriteString(typ)
-		default:
-			b.WriteString(p.literal)
-		}
-	}
-	return b.String()
-}
+func renderKey(key settings.Template, source, typ string) string { return key.Render(source, typ, nil) }
