@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime/debug"
 
 	"github.com/confluxcdp/conflux/internal/config"
 	"github.com/confluxcdp/conflux/internal/deliver/destinations"
 	"github.com/confluxcdp/conflux/internal/server"
 	"github.com/confluxcdp/conflux/internal/stream"
+	"github.com/redis/go-redis/v9"
 )
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -42,11 +44,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	o.Banner = stdout
+	// go-redis (the redis_stream destination) logs through a logger of
+	// its own; the process has one place for logs.
+	redis.SetLogger(redisLogger{o.Logger.With("component", "redis")})
 	srv, err := server.New(ctx, o)
 	if err != nil {
 		return err
 	}
 	return srv.Run(ctx)
+}
+
+// redisLogger sends go-redis's log lines to slog, as warnings (it logs
+// only what went wrong: failed dials, bad pool connections).
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
+	r.l.Warn(fmt.Sprintf(format, v...))
 }
 
 func check(args []string, stdout, stderr io.Writer) error {
