@@ -21,6 +21,8 @@ func TestCheck(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(good, []byte("sources:\n  - id: web\n"), 0o600)
 	os.WriteFile(bad, []byte("sources:\n  - id: Web Site\n    colour: blue\n"), 0o600)
+	badDest := filepath.Join(dir, "bad-destination.yaml")
+	os.WriteFile(badDest, []byte("sources:\n  - id: web\ndestinations:\n  - id: hook\n    type: webhook\n    sources: [web]\n    settings: {url: \"ftp://x\"}\n  - id: other\n    type: carrier-pigeon\n    sources: [web]\n"), 0o600)
 	tests := []struct {
 		args     []string
 		code     int
@@ -30,6 +32,8 @@ func TestCheck(t *testing.T) {
 		{[]string{"check", "-config", bad}, 1, "bad.yaml:2:"},
 		{[]string{"check", "-c", bad}, 1, "colour"},
 		{[]string{"check", "-c", filepath.Join(dir, "missing.yaml")}, 1, "missing.yaml"},
+		{[]string{"check", "-c", badDest}, 1, "destinations[0].settings"},
+		{[]string{"check", "-c", badDest}, 1, `unknown destination type "carrier-pigeon"`},
 		{[]string{"frobnicate"}, 2, "unknown command"},
 		{[]string{"serve", "--fsync", "sometimes"}, 1, "fsync mode"},
 		{[]string{"serve", "--no-such-flag"}, 2, "no-such-flag"},
