@@ -135,6 +135,9 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, pathType string) in
 		a.m.suppressed.WithLabelValues(src.ID).Add(float64(suppressed))
 	}
 	if pathType != "" && len(rej) == 1 {
+		if a.opts.Metrics != nil {
+			a.observe(p, src.ID, outcomes)
+		}
 		httpapi.WriteError(w, http.StatusBadRequest, rej[0].Reason, rej[0].Message)
 		return http.StatusBadRequest
 	}

@@ -41,6 +41,9 @@ func (w *Window) Resolve(now time.Time) error {
 	if w.Start.IsZero() {
 		w.Start = w.End.Add(-lim.def)
 	}
+	if w.End.Sub(w.Start) > lim.span {
+		return fmt.Errorf("%s granularity allows a range of at most %s; this one is %s", w.Granularity, lim.span, w.End.Sub(w.Start))
+	}
 	w.Start = time.UnixMilli(bucketStart(w.Granularity, minuteOf(w.Start))).UTC()
 	if e := time.UnixMilli(bucketStart(w.Granularity, minuteOf(w.End))).UTC(); e.Before(w.End) {
 		w.End = e.Add(step(w.Granularity))

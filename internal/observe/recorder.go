@@ -92,11 +92,12 @@ type Recorder struct {
 	db   *store.DB
 	opts Options
 
+	// flushMu makes flushes one at a time.
+	flushMu sync.Mutex
 	mu      sync.Mutex
 	minutes map[int64]*minuteCounts // by minute start, unix ms
 	names   map[string]map[string]bool
-	// flushing holds what a flush took, so that the API still counts it
-	// until it is stored.
+	// flushing holds what a failed flush took, for the next one.
 	flushing map[int64]*minuteCounts
 }
 
@@ -226,6 +227,8 @@ func (r *Recorder) Run(ctx context.Context) error {
 // next flush; on success they are forgotten, so a restart never counts
 // them twice. A crash loses what was not flushed yet.
 func (r *Recorder) Flush(ctx context.Context) error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
 	r.mu.Lock()
 	if r.flushing == nil {
 		r.flushing, r.minutes = r.minutes, make(map[int64]*minuteCounts)

@@ -249,6 +249,10 @@ destinations:
 	if got := send(t, s.URL, key, "/v1/batch", `{"batch":[{"type":"track","userId":"u6","event":"Bad","timestamp":"yesterday"}]}`); got != 200 {
 		t.Fatalf("batch: %d", got)
 	}
+	// And a single call the API refuses (400): counted too.
+	if got := send(t, s.URL, key, "/v1/track", `{"userId":"u7","event":"Bad","timestamp":"yesterday"}`); got != 400 {
+		t.Fatalf("bad track: %d", got)
+	}
 	// flaky's retry comes 2.5–5 s later (the default backoff).
 	want := map[string]float64{"successes": 3, "discarded": 1, "retried": 1, "expired": 0}
 	var got map[string]float64
@@ -298,7 +302,7 @@ destinations:
 			funnel["hook."+st["outcome"].(string)] = st["total"].(float64)
 		}
 	}
-	wantFunnel := map[string]float64{"received": 6, "rejected": 1, "suppressed": 1, "duplicate": 1, "blocked": 0,
+	wantFunnel := map[string]float64{"received": 6, "rejected": 2, "suppressed": 1, "duplicate": 1, "blocked": 0,
 		"hook.filtered": 1, "hook.delivered": 3, "hook.retried": 1, "hook.discarded": 1, "hook.expired": 0}
 	if fmt.Sprint(funnel) != fmt.Sprint(wantFunnel) {
 		t.Errorf("overview %v, want %v (%v)", funnel, wantFunnel, ov)

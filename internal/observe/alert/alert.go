@@ -160,6 +160,10 @@ type measurement struct {
 	// value is nil when there was nothing to measure.
 	value  *float64
 	firing bool
+	// hold keeps the state as it is: too few final outcomes to judge while
+	// events still await retry (a destination so far down that nothing
+	// is delivered or discarded must not look resolved).
+	hold bool
 }
 
 // evaluate measures rule r and records its transition, if any.
@@ -187,7 +191,7 @@ func (e *Evaluator) measure(ctx context.Context, r *config.Alert, now time.Time)
 	case config.SuccessRateBelow:
 		final := cur[observe.Delivered] + cur[observe.Discarded] + cur[observe.Expired]
 		if final == 0 || final < r.MinEvents {
-			return measurement{}, nil
+			return measurement{hold: cur[observe.Retried] > 0}, nil
 		}
 		rate := float64(cur[observe.Delivered]) / float64(final)
 		return measurement{value: &rate, firing: rate < r.Threshold}, nil
@@ -210,8 +214,8 @@ func (e *Evaluator) measure(ctx context.Context, r *config.Alert, now time.Time)
 // start (inclusive) to end (exclusive).
 func (e *Evaluator) counts(ctx context.Context, r *config.Alert, start, end time.Time) (map[string]int64, error) {
 	q := `SELECT outcome, SUM(count) FROM delivery_metrics
-WHERE granularity = ? AND bucket >= ? AND bucket < ? AND outcome IN (?, ?, ?)`
-	args := []any{observe.Minute, start.UnixMilli(), end.UnixMilli(), observe.Delivered, observe.Discarded, observe.Expired}
+WHERE granularity = ? AND bucket >= ? AND bucket < ? AND outcome IN (?, ?, ?, ?)`
+	args := []any{observe.Minute, start.UnixMilli(), end.UnixMilli(), observe.Delivered, observe.Discarded, observe.Expired, observe.Retried}
 	if r.Destination != "" {
 		q += ` AND destination_id = ?`
 		args = append(args, r.Destination)
@@ -305,8 +309,11 @@ ON CONFLICT (alert_id) DO NOTHING`), r.ID, config.AlertOK, at, at); err != nil {
 			return fmt.Errorf("reading the state: %w", err)
 		}
 		want := config.AlertOK
-		if m != nil && m.firing {
+		switch {
+		case m != nil && m.firing:
 			want = config.AlertFiring
+		case m != nil && m.hold:
+			want = state
 		}
 		if m == nil {
 			if state != config.AlertFiring {

@@ -680,3 +680,30 @@ func TestAPI(t *testing.T) {
 		}
 	})
 }
+
+// TestSuccessRateHoldsDuringAnOutage checks that a firing success-rate
+// alert does not resolve when the destination is so far down that every
+// event awaits retry (no final outcome to measure), and resolves when the
+// traffic is gone altogether.
+func TestSuccessRateHoldsDuringAnOutage(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		f.rule(t, config.Alert{ID: "rate", Name: "rate", Destination: "hook", Kind: config.SuccessRateBelow,
+			Threshold: 0.9, Window: config.Duration(5 * time.Minute), MinEvents: 5})
+		f.count(t, t0, "web", "hook", observe.Discarded, "http_500", 10)
+		f.evaluate(t, t0)
+		f.wantNotifications(t, Notification{AlertID: "rate", Status: Firing, Value: val(0), StartedAt: t0, At: t0})
+		// Six minutes on, only retries in the window: still firing.
+		later := t0.Add(6 * time.Minute)
+		f.count(t, later, "web", "hook", observe.Retried, "attempt.1", 40)
+		f.evaluate(t, later)
+		f.wantNotifications(t)
+		if st, _ := f.state(t, "rate"); st.State != config.AlertFiring {
+			t.Errorf("during the outage the state is %+v, want firing", st)
+		}
+		// Twelve minutes on, no events at all: resolved.
+		quiet := t0.Add(12 * time.Minute)
+		f.evaluate(t, quiet)
+		f.wantNotifications(t, Notification{AlertID: "rate", Status: Resolved, Value: nil, StartedAt: t0, At: quiet})
+	})
+}

@@ -31,8 +31,11 @@ const maxParallel = 8
 // notify sends the pending notifications of every rule in ws, each rule's
 // in order, rules in parallel.
 func (e *Evaluator) notify(ctx context.Context, ws *config.Workspace, now time.Time) error {
+	// Every pending event, also those not due: a rule's notifications go
+	// in order, and the lease in sendAll stops at the first one that is
+	// not due (or is leased by another node), and so before every later one.
 	rows, err := e.db.SQL().QueryContext(ctx, e.db.Rebind(`SELECT id, alert_id, status, occurred_at, body FROM alert_events
-WHERE notify_status = 'pending' AND next_attempt_at <= ? ORDER BY id`), now.UnixMilli())
+WHERE notify_status = 'pending' ORDER BY id`))
 	if err != nil {
 		return fmt.Errorf("reading pending alert notifications: %w", err)
 	}
