@@ -377,3 +377,18 @@ func TestPeekKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestDescribe(t *testing.T) {
+	var p Payload
+	body := `{"batch":[{"type":"track","event":"Order \u0043ompleted","userId":"u"},{"type":"page","name":"Home","userId":"u"},` +
+		`{"type":"screen","name":7,"userId":"u"},{"type":"identify","name":"x","userId":"u"},{"type":"nope","userId":"u"}]}`
+	if err := p.Parse([]byte(body), "", DefaultLimits()); err != nil {
+		t.Fatal(err)
+	}
+	want := [][2]string{{"track", "Order Completed"}, {"page", "Home"}, {"screen", ""}, {"identify", ""}, {"", ""}}
+	for i, w := range want {
+		if typ, name := p.Describe(i); typ != w[0] || name != w[1] {
+			t.Errorf("event %d: %q %q, want %q %q", i, typ, name, w[0], w[1])
+		}
+	}
+}

@@ -21,6 +21,7 @@ type fields struct {
 	members                               *[]member
 	first, last                           int // this event's members are (*members)[first:last]
 	typ, userID, anonID, messageID, event span
+	name                                  span // a page's or screen's name
 	groupID, previousID                   span
 	timestamp, originalTimestamp, sentAt  span
 	context, integrations, writeKey       span
@@ -159,6 +160,8 @@ func (f *fields) onMember(keyTok []byte, ks int, esc bool, vs, ve int) error {
 			f.messageID = sp
 		case "event":
 			f.event = sp
+		case "name":
+			f.name = sp
 		case "groupId":
 			f.groupID = sp
 		case "previousId":
@@ -196,9 +199,10 @@ func (p *Payload) String() string {
 }
 
 // Describe returns event i's type (one of the Segment types, or "" when it
-// has none that is valid) and, for a track, its event name — what the
-// delivery metrics count a request's events by. Names with escapes are
-// unescaped; a name that is not a string is "".
+// has none that is valid) and its name — a track's event, a page's or a
+// screen's name — what the delivery metrics count a request's events by
+// (as the later stages do). Names with escapes are unescaped; a name that
+// is not a string is "".
 func (p *Payload) Describe(i int) (typ, name string) {
 	f := &p.events[i]
 	b := p.body
@@ -206,8 +210,15 @@ func (p *Payload) Describe(i int) (typ, name string) {
 	if typ == "" && f.typ.ok() && b[f.typ.s] == '"' {
 		typ = messageType(stringBytes(b[f.typ.s:f.typ.e]))
 	}
-	if typ == Track && f.event.ok() && b[f.event.s] == '"' {
-		if s, err := unquote(b[f.event.s:f.event.e]); err == nil {
+	var sp span
+	switch typ {
+	case Track:
+		sp = f.event
+	case Page, Screen:
+		sp = f.name
+	}
+	if sp.ok() && b[sp.s] == '"' {
+		if s, err := unquote(b[sp.s:sp.e]); err == nil {
 			name = s
 		}
 	}
