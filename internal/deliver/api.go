@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/httpapi"
@@ -79,7 +78,7 @@ func internalError(w http.ResponseWriter, err error) {
 
 func (e *Engine) serveJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := checkParams(q, "message_id", "destination"); err != nil {
+	if err := httpapi.CheckParams(q, "message_id", "destination"); err != nil {
 		badRequest(w, err.Error())
 		return
 	}
@@ -197,44 +196,17 @@ func parseDeadFilter(get func(string) string) (deadFilter, error) {
 	default:
 		return f, fmt.Errorf("reason %q: want %q or %q", f.Reason, DeadDiscarded, DeadExpired)
 	}
-	for _, p := range []struct {
-		key string
-		t   *time.Time
-	}{{"from", &f.From}, {"to", &f.To}} {
-		if v := get(p.key); v != "" {
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				return f, fmt.Errorf("%s %q: want an RFC 3339 time such as 2026-12-01T09:00:00Z", p.key, v)
-			}
-			*p.t = t
-		}
+	var err error
+	if f.From, err = httpapi.QueryTime("from", get("from")); err != nil {
+		return f, err
+	}
+	if f.To, err = httpapi.QueryTime("to", get("to")); err != nil {
+		return f, err
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		return f, fmt.Errorf("from %s is not before to %s", get("from"), get("to"))
 	}
 	return f, nil
-}
-
-// checkParams refuses query parameters a route does not know, so that a
-// typo (destination_id=) does not widen a selection silently.
-func checkParams(q map[string][]string, known ...string) error {
-	for k := range q {
-		if !slices.Contains(known, k) {
-			return fmt.Errorf("unknown parameter %q (known: %s)", k, strings.Join(known, ", "))
-		}
-	}
-	return nil
-}
-
-func parseLimit(v string, def, most int) (int, error) {
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > most {
-		return 0, fmt.Errorf("limit %q: want a whole number from 1 to %d", v, most)
-	}
-	return n, nil
 }
 
 // deadLetterView is a dead letter as the API shows it.
@@ -247,7 +219,7 @@ type deadLetterView struct {
 
 func (e *Engine) serveDeadLetters(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := checkParams(q, "destination", "reason", "message_id", "from", "to", "after", "before", "order", "limit"); err != nil {
+	if err := httpapi.CheckParams(q, "destination", "reason", "message_id", "from", "to", "after", "before", "order", "limit"); err != nil {
 		badRequest(w, err.Error())
 		return
 	}
@@ -256,7 +228,7 @@ func (e *Engine) serveDeadLetters(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err.Error())
 		return
 	}
-	limit, err := parseLimit(q.Get("limit"), 100, 1000)
+	limit, err := httpapi.QueryLimit(q.Get("limit"), 100, 1000)
 	if err != nil {
 		badRequest(w, err.Error())
 		return

@@ -1,11 +1,8 @@
 package observe
 
 import (
-	"fmt"
 	"net/http"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/confluxcdp/conflux/internal/httpapi"
 )
@@ -49,28 +46,18 @@ func (r *Recorder) serveOverview(w http.ResponseWriter, req *http.Request) {
 // not valid.
 func (r *Recorder) window(w http.ResponseWriter, req *http.Request) (Window, bool) {
 	q := req.URL.Query()
-	known := []string{"source", "destination", "start", "end", "granularity"}
-	for k := range q {
-		if !slices.Contains(known, k) {
-			httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("unknown parameter %q (known: %s)", k, strings.Join(known, ", ")))
-			return Window{}, false
-		}
-	}
 	win := Window{Source: q.Get("source"), Destination: q.Get("destination"), Granularity: strings.ToUpper(q.Get("granularity"))}
-	for _, p := range []struct {
-		key string
-		t   *time.Time
-	}{{"start", &win.Start}, {"end", &win.End}} {
-		if v := q.Get(p.key); v != "" {
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("%s %q: want an RFC 3339 time such as 2026-12-01T09:00:00Z", p.key, v))
-				return Window{}, false
-			}
-			*p.t = t
-		}
+	err := httpapi.CheckParams(q, "source", "destination", "start", "end", "granularity")
+	if err == nil {
+		win.Start, err = httpapi.QueryTime("start", q.Get("start"))
 	}
-	if err := win.Resolve(r.opts.Now()); err != nil {
+	if err == nil {
+		win.End, err = httpapi.QueryTime("end", q.Get("end"))
+	}
+	if err == nil {
+		err = win.Resolve(r.opts.Now())
+	}
+	if err != nil {
 		httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return Window{}, false
 	}

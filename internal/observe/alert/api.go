@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/config"
@@ -121,21 +118,13 @@ func (e *Evaluator) Register(mux *http.ServeMux, auth func(http.Handler) http.Ha
 
 func (e *Evaluator) serveEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	known := []string{"alert", "limit"}
-	for k := range q {
-		if !slices.Contains(known, k) {
-			httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("unknown parameter %q (known: %s)", k, strings.Join(known, ", ")))
-			return
-		}
+	limit, err := httpapi.QueryLimit(q.Get("limit"), 50, MaxEvents)
+	if perr := httpapi.CheckParams(q, "alert", "limit"); perr != nil {
+		err = perr
 	}
-	limit := 50
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxEvents {
-			httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit %q: want a whole number from 1 to %d", v, MaxEvents))
-			return
-		}
-		limit = n
+	if err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
 	}
 	events, err := e.Events(r.Context(), q.Get("alert"), limit)
 	if err != nil {
