@@ -177,7 +177,7 @@ func publishMany(tb testing.TB, l *stream.Log, prefix string, from, n int, t tim
 // benchLogLevel is Warn, or Debug when CONFLUX_BENCH_DEBUG is set.
 func benchLogLevel() slog.Level {
 	if os.Getenv("CONFLUX_BENCH_DEBUG") != "" {
-		return slog.LevelDebug - 4
+		return slog.LevelDebug
 	}
 	return slog.LevelWarn
 }

@@ -3,15 +3,8 @@ package deliver
 import (
 	"strconv"
 
+	"github.com/confluxcdp/conflux/internal/observe"
 	"github.com/prometheus/client_golang/prometheus"
-)
-
-// Event outcomes counted in conflux_deliver_events_total.
-const (
-	outcomeDelivered = "delivered"
-	outcomeRetried   = "retried"
-	outcomeDiscarded = "discarded"
-	outcomeExpired   = "expired"
 )
 
 // metrics are the engine's Prometheus series, labelled by destination.
@@ -96,7 +89,9 @@ func (m *metrics) forDestination(dest string) *queueMetrics {
 		expiredMessages: m.expired.WithLabelValues(dest),
 		counters:        make(map[string]prometheus.Counter),
 	}
-	for _, o := range []string{outcomeDelivered, outcomeRetried, outcomeDiscarded, outcomeExpired,
+	// The delivery metrics' outcome names, and the reasons an event is
+	// skipped.
+	for _, o := range []string{observe.Delivered, observe.Retried, observe.Discarded, observe.Expired,
 		string(skipIntegrations), string(skipFiltered), string(skipSampled)} {
 		q.counters[o] = m.events.WithLabelValues(dest, o)
 	}

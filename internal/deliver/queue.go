@@ -25,6 +25,17 @@ type item struct {
 	job *job
 }
 
+// failedJob is the job state of an item after a failed (or expired)
+// attempt: a new job, first tried now, or the item's job carried on.
+func (it *item) failedJob(attempts int, now time.Time) job {
+	j := job{ID: it.jobID(), MessageID: it.ev.MessageID, SourceID: it.ev.SourceID, Type: it.ev.Type, Event: it.ev.JSON,
+		ReceivedAt: it.ev.ReceivedAt, Attempts: attempts, FirstAttemptAt: now}
+	if it.job != nil {
+		j.FirstAttemptAt, j.ReplayID = it.job.FirstAttemptAt, it.job.ReplayID
+	}
+	return j
+}
+
 func (it *item) jobID() string {
 	if it.job != nil {
 		return it.job.ID
@@ -421,19 +432,14 @@ func (q *queue) finish(it *item, r Result) {
 func (q *queue) settle(it *item, r Result) {
 	now := q.e.clock.Now()
 	if r.Outcome == Delivered {
-		if q.e.opts.Metrics != nil {
-			var lat time.Duration
-			if !it.ev.ReceivedAt.IsZero() {
-				lat = now.Sub(it.ev.ReceivedAt)
-			}
-			q.e.opts.Metrics.Delivered(q.key(&it.ev, "", ""), lat)
-		}
-		if q.log.Enabled(context.Background(), slog.LevelDebug-4) {
-			q.log.Log(context.Background(), slog.LevelDebug-4, "delivered", "message_id", it.ev.MessageID, "attempt", it.ev.Attempt, "job", it.jobID(), "from_job", it.job != nil)
-		}
-		q.m.events(outcomeDelivered)
+		var lat time.Duration
 		if !it.ev.ReceivedAt.IsZero() {
-			q.m.latency.Observe(now.Sub(it.ev.ReceivedAt).Seconds())
+			lat = now.Sub(it.ev.ReceivedAt)
+			q.m.latency.Observe(lat.Seconds())
+		}
+		q.m.events(observe.Delivered)
+		if q.e.opts.Metrics != nil {
+			q.e.opts.Metrics.Delivered(q.key(&it.ev, "", ""), lat)
 		}
 		if it.job == nil {
 			q.track.done(it.seq, it.idx)
@@ -446,12 +452,8 @@ func (q *queue) settle(it *item, r Result) {
 		q.log.Debug("attempt failed", "message_id", it.ev.MessageID, "attempt", it.ev.Attempt, "job", it.jobID(),
 			"outcome", r.Outcome.String(), "reason", r.Reason, "status", r.StatusCode, "error", r.Error)
 	}
-	j := job{ID: it.jobID(), MessageID: it.ev.MessageID, SourceID: it.ev.SourceID, Type: it.ev.Type, Event: it.ev.JSON,
-		ReceivedAt: it.ev.ReceivedAt, Attempts: it.ev.Attempt, FirstAttemptAt: now,
-		LastStatus: r.StatusCode, LastReason: r.Reason, LastError: r.Error}
-	if it.job != nil {
-		j.FirstAttemptAt, j.ReplayID = it.job.FirstAttemptAt, it.job.ReplayID
-	}
+	j := it.failedJob(it.ev.Attempt, now)
+	j.LastStatus, j.LastReason, j.LastError = r.StatusCode, r.Reason, r.Error
 	o := op{job: j, fromJob: it.job != nil}
 	switch {
 	case r.Outcome == Retry:
@@ -465,8 +467,7 @@ func (q *queue) settle(it *item, r Result) {
 		}
 		if next.Sub(base) > q.maxAge {
 			o.kind, o.dead = opDead, q.deadLetter(&j, r, DeadExpired, now)
-			q.m.events(outcomeExpired)
-			q.observe(&it.ev, observe.Expired, r.Reason)
+			q.count(&it.ev, observe.Expired, r.Reason)
 			break
 		}
 		o.job.NextAttemptAt, o.job.LastRequest, o.job.LastResponse = next, r.Request, r.Response
@@ -474,12 +475,10 @@ func (q *queue) settle(it *item, r Result) {
 		if it.job != nil {
 			o.kind = opRetry
 		}
-		q.m.events(outcomeRetried)
-		q.observe(&it.ev, observe.Retried, "attempt."+strconv.Itoa(it.ev.Attempt))
+		q.count(&it.ev, observe.Retried, "attempt."+strconv.Itoa(it.ev.Attempt))
 	default:
 		o.kind, o.dead = opDead, q.deadLetter(&j, r, DeadDiscarded, now)
-		q.m.events(outcomeDiscarded)
-		q.observe(&it.ev, observe.Discarded, discardReason(r))
+		q.count(&it.ev, observe.Discarded, discardReason(r))
 	}
 	q.writes <- written{ops: []op{o}, items: []*item{it}}
 }
@@ -487,13 +486,10 @@ func (q *queue) settle(it *item, r Result) {
 // expire dead-letters an event that grew older than the maximum retry age
 // before it could be tried (again), with its last attempt's outcome.
 func (q *queue) expire(it *item, now time.Time) {
-	q.m.events(outcomeExpired)
-	q.observe(&it.ev, observe.Expired, ReasonExpired)
-	j := job{ID: it.jobID(), MessageID: it.ev.MessageID, SourceID: it.ev.SourceID, Type: it.ev.Type, Event: it.ev.JSON,
-		ReceivedAt: it.ev.ReceivedAt, Attempts: it.ev.Attempt - 1, FirstAttemptAt: now}
+	q.count(&it.ev, observe.Expired, ReasonExpired)
+	j := it.failedJob(it.ev.Attempt-1, now) // expired before this attempt was made
 	r := Result{Reason: ReasonExpired, Error: fmt.Sprintf("older than the destination's maximum retry age (%s) before it could be sent", q.maxAge)}
 	if it.job != nil {
-		j.FirstAttemptAt, j.ReplayID = it.job.FirstAttemptAt, it.job.ReplayID
 		r = Result{StatusCode: it.job.LastStatus, Reason: it.job.LastReason,
 			Error: fmt.Sprintf("%s (expired waiting for its next attempt: older than the maximum retry age %s)", it.job.LastError, q.maxAge)}
 	}
@@ -610,6 +606,14 @@ func (q *queue) idle() (bool, int64) {
 func (q *queue) key(ev *Event, outcome, reason string) observe.Key {
 	return observe.Key{Source: ev.SourceID, Destination: q.dest.ID, EventType: ev.Type, EventName: ev.Name,
 		Outcome: outcome, Reason: reason}
+}
+
+// count counts one outcome of an event (retried, discarded, expired) in
+// the destination's Prometheus counter and, when they are on, in the
+// delivery metrics.
+func (q *queue) count(ev *Event, outcome, reason string) {
+	q.m.events(outcome)
+	q.observe(ev, outcome, reason)
 }
 
 // observe counts one outcome in the delivery metrics (when they are on).

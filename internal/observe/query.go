@@ -1,6 +1,7 @@
 package observe
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -223,12 +224,11 @@ func (r *Recorder) Query(ctx context.Context, w Window) (*Result, error) {
 	return res, nil
 }
 
+// sortBreakdown orders reasons by total, largest first, then by name.
 func sortBreakdown(b []Breakdown) {
-	for i := 1; i < len(b); i++ {
-		for j := i; j > 0 && (b[j].Total > b[j-1].Total || b[j].Total == b[j-1].Total && b[j].Reason < b[j-1].Reason); j-- {
-			b[j], b[j-1] = b[j-1], b[j]
-		}
-	}
+	slices.SortFunc(b, func(x, y Breakdown) int {
+		return cmp.Or(cmp.Compare(y.Total, x.Total), strings.Compare(x.Reason, y.Reason))
+	})
 }
 
 // percentiles estimates p50, p95 and p99 from a histogram: the bucket
