@@ -126,6 +126,19 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// WithDefaults returns c with a nil HTTP client or logger replaced by
+// http.DefaultClient and a logger that discards: the engine always fills
+// both, tests and callers of a type's New directly need not.
+func (c Config) WithDefaults() Config {
+	if c.HTTP == nil {
+		c.HTTP = http.DefaultClient
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
 // Type is a kind of destination: webhook, amplitude, …. A destination
 // package exports one, and the server registers them all in a [Registry].
 type Type struct {

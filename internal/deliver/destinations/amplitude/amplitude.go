@@ -58,14 +58,8 @@ func New(_ context.Context, cfg deliver.Config) (deliver.Destination, error) {
 	if err != nil {
 		return nil, err
 	}
-	client := cfg.HTTP
-	if client == nil {
-		client = http.DefaultClient
-	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	cfg = cfg.WithDefaults()
+	client, logger := cfg.HTTP, cfg.Logger
 	u := s.requestURL()
 	maxBytes := httpAPIMaxBytes
 	if pu, err := url.Parse(u); err == nil && strings.HasSuffix(strings.TrimSuffix(pu.Path, "/"), "/batch") {

@@ -40,14 +40,8 @@ func New(_ context.Context, cfg deliver.Config) (deliver.Destination, error) {
 	if err != nil {
 		return nil, err
 	}
-	client := cfg.HTTP
-	if client == nil {
-		client = http.DefaultClient
-	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	cfg = cfg.WithDefaults()
+	client, logger := cfg.HTTP, cfg.Logger
 	d := &destination{s: s, client: client, log: logger}
 	d.maxBody = [numEndpoints]int{importAPI: maxImportBody, engageAPI: maxProfileBody, groupsAPI: maxProfileBody}
 	user, password, withProject := s.importAuth()

@@ -82,10 +82,7 @@ func New(ctx context.Context, cfg deliver.Config) (*Destination, error) {
 	if err != nil {
 		return nil, &settings.Error{Key: "url", Err: err}
 	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger := cfg.WithDefaults().Logger
 	d := &Destination{settings: s, subject: subj, servers: strings.Join(urls, ","), logger: logger}
 	d.opts = []nats.Option{
 		nats.Name("conflux destination " + cfg.ID),

@@ -49,7 +49,7 @@ type webhook struct {
 
 func newWebhook(_ context.Context, cfg deliver.Config) (deliver.Destination, error) {
 	r := settings.New(cfg.Settings, knownSettings...)
-	w := &webhook{headers: http.Header{}, http: cfg.HTTP}
+	w := &webhook{headers: http.Header{}, http: cfg.WithDefaults().HTTP}
 	w.url = r.String("url", "")
 	if w.url == "" {
 		r.Problemf("url", "required: an http or https URL")
