@@ -95,8 +95,6 @@ type benchReceiver struct {
 	url   string
 }
 
-var benchMessageID = []byte(`"messageId":"`)
-
 func startBenchReceiver(delay time.Duration) (*benchReceiver, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -117,24 +115,8 @@ func (r *benchReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
-	var ids [][]byte
-	for rest := body; ; {
-		i := bytes.Index(rest, benchMessageID)
-		if i < 0 {
-			break
-		}
-		rest = rest[i+len(benchMessageID):]
-		j := bytes.IndexByte(rest, '"')
-		if j < 0 {
-			break
-		}
-		ids = append(ids, rest[:j])
-		rest = rest[j:]
-	}
 	r.mu.Lock()
-	for _, id := range ids {
-		r.ids[string(id)]++
-	}
+	loadgen.EachMessageID(body, func(id []byte) { r.ids[string(id)]++ })
 	r.last = time.Now()
 	r.mu.Unlock()
 	w.WriteHeader(http.StatusOK)

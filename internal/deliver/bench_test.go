@@ -1,7 +1,6 @@
 package deliver_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/confluxcdp/conflux/internal/config"
 	"github.com/confluxcdp/conflux/internal/deliver"
 	"github.com/confluxcdp/conflux/internal/event"
+	"github.com/confluxcdp/conflux/internal/loadgen"
 	"github.com/confluxcdp/conflux/internal/stream"
 )
 
@@ -33,35 +33,16 @@ type countingReceiver struct {
 
 func newCountingReceiver(tb testing.TB) *countingReceiver {
 	r := &countingReceiver{ids: map[string]int{}, refused: map[string]int{}}
-	key := []byte(`"messageId":"`)
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
 		if r.down.Load() {
-			for rest := body; ; {
-				i := bytes.Index(rest, key)
-				if i < 0 {
-					break
-				}
-				rest = rest[i+len(key):]
-				j := bytes.IndexByte(rest, '"')
-				r.refused[string(rest[:j])]++
-				rest = rest[j:]
-			}
+			loadgen.EachMessageID(body, func(id []byte) { r.refused[string(id)]++ })
 			r.mu.Unlock()
 			w.WriteHeader(503)
 			return
 		}
-		for rest := body; ; {
-			i := bytes.Index(rest, key)
-			if i < 0 {
-				break
-			}
-			rest = rest[i+len(key):]
-			j := bytes.IndexByte(rest, '"')
-			r.ids[string(rest[:j])]++
-			rest = rest[j:]
-		}
+		loadgen.EachMessageID(body, func(id []byte) { r.ids[string(id)]++ })
 		r.mu.Unlock()
 	}))
 	tb.Cleanup(r.srv.Close)
