@@ -302,6 +302,27 @@ CREATE INDEX delivery_latency_by_bucket ON delivery_latency (granularity, bucket
 			sqlite:   fmt.Sprintf(alertsSQL, "INTEGER PRIMARY KEY AUTOINCREMENT"),
 			postgres: fmt.Sprintf(alertsSQL, "BIGSERIAL PRIMARY KEY"),
 		},
+		{
+			version: 9,
+			name:    "identity",
+			// The identity graph and profiles (internal/aggregate).
+			// profiles: one row per profile of a collection ('users' or
+			// 'accounts'); merged_into is the survivor of a profile merged
+			// away (always the live one: merging a survivor re-points
+			// them). profile_ids: each identifier (collection, type,
+			// value) belongs to one live profile; first_seen is the event
+			// time it was gained at, for the limits' time frames.
+			// profile_traits: the latest value of each trait by event
+			// time. profile_events: the event history, the stored JSON of
+			// each event, kept for the retention. profile_links: users to
+			// accounts. profile_merges: every merge, with the event and
+			// identifier that caused it. profile_positions: the stage's
+			// position in the processed log, written in the same
+			// transaction as what it applied. identity_settings: the
+			// workspace's rules (internal/config), one row.
+			sqlite:   fmt.Sprintf(identitySQL, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
+			postgres: fmt.Sprintf(identitySQL, "BIGSERIAL PRIMARY KEY", "BYTEA"),
+		},
 	}
 }
 
@@ -413,6 +434,93 @@ CREATE TABLE delivery_replays (
 	moved       BIGINT NOT NULL,
 	handed_over BIGINT NOT NULL DEFAULT 0,
 	created_at BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL
+);
+`
+
+// identitySQL is migration 9, with the id type (%[1]s) and the
+// byte-string type (%[2]s) of each engine.
+const identitySQL = `
+CREATE TABLE profiles (
+	id               %[1]s,
+	collection       TEXT NOT NULL CHECK (collection IN ('users', 'accounts')),
+	merged_into      BIGINT,
+	merges           INTEGER NOT NULL DEFAULT 0,
+	created_at       BIGINT NOT NULL,
+	updated_at       BIGINT NOT NULL,
+	first_at         BIGINT NOT NULL,
+	first_message_id TEXT NOT NULL,
+	first_source_id  TEXT NOT NULL,
+	last_at          BIGINT NOT NULL,
+	last_message_id  TEXT NOT NULL,
+	last_source_id   TEXT NOT NULL
+);
+CREATE INDEX profiles_by_survivor ON profiles (merged_into) WHERE merged_into IS NOT NULL;
+
+CREATE TABLE profile_ids (
+	collection TEXT NOT NULL,
+	type       TEXT NOT NULL,
+	value      TEXT NOT NULL,
+	profile_id BIGINT NOT NULL,
+	source_id  TEXT NOT NULL,
+	first_seen BIGINT NOT NULL,
+	created_at BIGINT NOT NULL,
+	PRIMARY KEY (collection, type, value)
+);
+CREATE INDEX profile_ids_by_profile ON profile_ids (profile_id, type);
+
+CREATE TABLE profile_traits (
+	profile_id BIGINT NOT NULL,
+	key        TEXT NOT NULL,
+	value      TEXT NOT NULL,
+	ts         BIGINT NOT NULL,
+	message_id TEXT NOT NULL,
+	source_id  TEXT NOT NULL,
+	PRIMARY KEY (profile_id, key)
+);
+
+CREATE TABLE profile_events (
+	seq         %[1]s,
+	profile_id  BIGINT NOT NULL,
+	ts          BIGINT NOT NULL,
+	received_at BIGINT NOT NULL,
+	body        %[2]s NOT NULL
+);
+CREATE INDEX profile_events_by_profile ON profile_events (profile_id, ts);
+
+CREATE TABLE profile_links (
+	user_id    BIGINT NOT NULL,
+	account_id BIGINT NOT NULL,
+	created_at BIGINT NOT NULL,
+	PRIMARY KEY (user_id, account_id)
+);
+CREATE INDEX profile_links_by_account ON profile_links (account_id);
+
+CREATE TABLE profile_merges (
+	id         %[1]s,
+	collection TEXT NOT NULL,
+	into_id    BIGINT NOT NULL,
+	from_id    BIGINT NOT NULL,
+	message_id TEXT NOT NULL,
+	source_id  TEXT NOT NULL,
+	id_type    TEXT NOT NULL,
+	id_value   TEXT NOT NULL,
+	at         BIGINT NOT NULL
+);
+CREATE INDEX profile_merges_by_into ON profile_merges (into_id);
+CREATE INDEX profile_merges_by_from ON profile_merges (from_id);
+
+CREATE TABLE profile_positions (
+	name       TEXT PRIMARY KEY,
+	seq        BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE identity_settings (
+	singleton  INTEGER PRIMARY KEY CHECK (singleton = 1),
+	settings   TEXT NOT NULL,
+	origin     TEXT NOT NULL CHECK (origin IN ('file', 'api')),
+	file_hash  TEXT,
 	updated_at BIGINT NOT NULL
 );
 `
