@@ -18,7 +18,8 @@ import (
 
 // API is the Config API under /api/v1: sources, destinations, tracking
 // plans, transformations and alert rules, listed, created, updated,
-// deleted, and write keys rotated. Every change is
+// deleted, and write keys rotated; and the identity settings, read,
+// replaced and reset (/api/v1/identity/settings). Every change is
 // written to the state store and made live (Manager.Reload) before the
 // response, so the next request anywhere in this process sees it.
 type API struct {
@@ -74,6 +75,9 @@ func (a *API) Register(mux *http.ServeMux, auth func(http.Handler) http.Handler)
 	h("GET /api/v1/alerts/{id}", a.getAlert)
 	h("PATCH /api/v1/alerts/{id}", a.updateAlert)
 	h("DELETE /api/v1/alerts/{id}", a.deleteAlert)
+	h("GET /api/v1/identity/settings", a.getIdentity)
+	h("PUT /api/v1/identity/settings", a.putIdentity)
+	h("DELETE /api/v1/identity/settings", a.deleteIdentity)
 }
 
 // maxBody bounds a Config API request body.

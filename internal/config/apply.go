@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/confluxcdp/conflux/internal/aggregate/identity"
 	"github.com/confluxcdp/conflux/internal/process/transform"
 )
 
@@ -22,12 +23,16 @@ type ApplyReport struct {
 	TrackingPlans   ApplyChanges
 	Transformations ApplyChanges
 	Alerts          ApplyChanges
+	// Identity holds the one id "identity" when the file's identity block
+	// was stored (Created, Updated), left alone (Unchanged) or, no longer
+	// in the file, deleted (Deleted).
+	Identity ApplyChanges
 }
 
 // Changed reports whether ApplyFile changed the workspace.
 func (r ApplyReport) Changed() bool {
 	return r.Sources.changed() || r.Destinations.changed() || r.TrackingPlans.changed() || r.Transformations.changed() ||
-		r.Alerts.changed()
+		r.Alerts.changed() || r.Identity.changed()
 }
 
 // ApplyChanges lists the ids of one kind of object by what ApplyFile did
@@ -135,6 +140,13 @@ func declHash(v any) (string, error) {
 //     gets it, and its old current key stops working at once. Unexpired
 //     retired keys are kept.
 //
+// The identity settings follow the same rules as one object: the file's
+// identity block is stored when it is new or changed since last applied
+// (replacing settings set through the API), left alone while it is
+// unchanged (so that [Repo.SetIdentitySettings] and
+// [Repo.ResetIdentitySettings] stand), and the stored settings are deleted
+// when the file no longer has the block and they came from the file.
+//
 // File transformations are placed in file order (ahead of those created
 // through the API) even when their declaration is unchanged; see
 // [ApplyChanges].Moved.
@@ -188,6 +200,10 @@ type checkedFile struct {
 	// options; trDefs the transformations' encoded definitions.
 	dstEnc []encodedDestination
 	trDefs []string
+	// identity is the file's identity block, nil for none, with its
+	// declaration hash.
+	identity     *identity.Settings
+	identityHash string
 }
 
 // checkFile validates cfg on its own and returns it normalized and hashed.
@@ -316,6 +332,12 @@ func checkFile(cfg *Config) (*checkedFile, error) {
 			continue // a NaN threshold, reported by checkAlert
 		}
 		f.alertHashes[i] = h
+	}
+	if cfg.Identity != nil {
+		f.identity = cfg.Identity
+		errs = append(errs, identityProblems(*cfg.Identity, "identity")...)
+		// Cannot fail: a string.
+		f.identityHash, _ = declHash(json.RawMessage(identityJSON(*cfg.Identity)))
 	}
 	if len(errs) > 0 {
 		return nil, &ValidationError{Errors: errs}
@@ -446,6 +468,9 @@ func (a *applier) run(ctx context.Context) error {
 		if err := a.applyAlert(ctx, i); err != nil {
 			return err
 		}
+	}
+	if err := a.applyIdentity(ctx); err != nil {
+		return err
 	}
 
 	for _, id := range removedDests {

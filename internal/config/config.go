@@ -1,9 +1,12 @@
 // Package config holds the workspace model — sources, destinations, tracking
-// plans, transformations, destination filters, alert rules and the admin
-// token — and everything that reads or changes it: the YAML config file,
-// the persisted copy in the state store, the Config API, and the live
-// snapshot that other stages read on every request. Alert rules are only
-// declared here; internal/observe/alert evaluates them.
+// plans, transformations, destination filters, alert rules, identity
+// resolution rules, the Profile API's space and the admin token — and
+// everything that reads or changes it: the YAML config file, the persisted
+// copy in the state store, the Config API, and the live snapshot that
+// other stages read on every request. Alert rules are only declared here;
+// internal/observe/alert evaluates them. Identity rules are
+// [identity.Settings], checked and compiled by internal/aggregate/identity
+// like tracking plans are ([Workspace.Identity]).
 //
 // Tracking plans, transformations and filters are checked with the
 // libraries that apply them (internal/process/plan and
@@ -20,6 +23,7 @@
 package config
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +31,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/confluxcdp/conflux/internal/aggregate/identity"
 	"github.com/confluxcdp/conflux/internal/process/plan"
 	"github.com/confluxcdp/conflux/internal/process/transform"
 )
@@ -37,6 +42,48 @@ const DefaultDedupWindow = 30 * 24 * time.Hour
 
 // MinDedupWindow is the shortest dedup window a config file may set.
 const MinDedupWindow = time.Hour
+
+// DefaultProfileSpace is the Profile API's space id when the config file
+// does not set profiles.space_id.
+const DefaultProfileSpace = "default"
+
+// DefaultEventRetention is how long the profile store keeps each
+// profile's events when the config file does not say: 14 days.
+const DefaultEventRetention = 14 * 24 * time.Hour
+
+// The ranges of [Profiles] fields that a config file may set.
+const (
+	MinEventRetention    = time.Hour
+	MaxEventRetention    = 9600 * time.Hour
+	MaxProfilesRateLimit = 100_000
+)
+
+// Profiles is the Profile API's space (spec §6.4) and the profile store's
+// retention. It lives only in the config file, like DedupWindow: it is
+// process-wide and the Config API does not change it.
+type Profiles struct {
+	// SpaceID is the one space the Profile API serves
+	// (/v1/spaces/{SpaceID}/…); [DefaultProfileSpace] unless set.
+	SpaceID string
+	// AccessToken authenticates the Profile API. Empty means "keep the
+	// token already in the state store, or generate one on first start",
+	// as for the admin token.
+	AccessToken Secret
+	// EventRetention is how long a profile's events are kept;
+	// [DefaultEventRetention] unless set.
+	EventRetention time.Duration
+	// RateLimit is the most Profile API requests per second the space
+	// answers; 0: no limit.
+	RateLimit float64
+}
+
+// WithDefaults returns p with its zero SpaceID and EventRetention set to
+// the defaults.
+func (p Profiles) WithDefaults() Profiles {
+	p.SpaceID = cmp.Or(p.SpaceID, DefaultProfileSpace)
+	p.EventRetention = cmp.Or(p.EventRetention, DefaultEventRetention)
+	return p
+}
 
 // Config is a workspace as declared in a config file. It is read-only once
 // loaded; the live, possibly API-modified, state is a [Workspace].
@@ -65,6 +112,13 @@ type Config struct {
 	Transformations []Transformation
 	// Alerts are the declared alert rules over the delivery metrics.
 	Alerts []Alert
+	// Identity are the declared identity resolution rules; nil when the
+	// file has no identity block (the stored rules, from the API or the
+	// defaults, then stand).
+	Identity *identity.Settings
+	// Profiles is the Profile API's space; [Parse] fills the defaults of
+	// what the file leaves out.
+	Profiles Profiles
 
 	// file is the name [Parse] was given, and positions the line and
 	// column of every value it read, by field path, so that problems found

@@ -114,7 +114,10 @@ func Load(path string) (*Config, error) {
 // plan's or alert's Name defaults to its ID, a destination's and an
 // alert's Enabled to true, a transformation's Enabled to true (set
 // explicitly), an alert's MinEvents to [DefaultAlertMinEvents] where it
-// applies, and DedupWindow to [DefaultDedupWindow]. On any problem Parse returns a nil Config and a
+// applies, DedupWindow to [DefaultDedupWindow], and Profiles' SpaceID and
+// EventRetention to [DefaultProfileSpace] and [DefaultEventRetention]. The
+// identity block is checked by internal/aggregate/identity, each problem
+// at its position. On any problem Parse returns a nil Config and a
 // [*LoadError] holding all of them.
 func Parse(name string, data []byte) (*Config, error) {
 	return parse(name, data, os.LookupEnv)
@@ -238,7 +241,7 @@ func (l *loader) decode(data []byte) *Config {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-		return &Config{DedupWindow: DefaultDedupWindow} // empty file, or only comments
+		return newConfig() // empty file, or only comments
 	} else if err != nil {
 		l.syntaxError(err)
 		return nil
@@ -250,7 +253,7 @@ func (l *loader) decode(data []byte) *Config {
 		l.syntaxError(err)
 	}
 
-	cfg := &Config{DedupWindow: DefaultDedupWindow}
+	cfg := newConfig()
 	if len(doc.Content) == 0 {
 		return cfg
 	}
@@ -307,6 +310,10 @@ func (l *loader) decode(data []byte) *Config {
 			if d, ok := l.dedupWindow(key, v); ok {
 				cfg.DedupWindow = d
 			}
+		case "identity":
+			cfg.Identity = l.identity(key, v)
+		case "profiles":
+			cfg.Profiles = l.profiles(key, v)
 		}
 	})
 	return cfg
@@ -317,6 +324,7 @@ var (
 	topFields = []string{
 		"admin_token", "public_url", "trusted_proxies", "dedup_window",
 		"sources", "destinations", "tracking_plans", "transformations", "alerts",
+		"identity", "profiles",
 	}
 	sourceFields      = []string{"id", "name", "write_key", "tracking_plan", "schema"}
 	destinationFields = []string{"id", "name", "type", "enabled", "sources", "settings", "filters", "delivery"}
@@ -842,13 +850,8 @@ func (l *loader) prefix(path string, n *yaml.Node, s string) (netip.Prefix, bool
 // check validates the decoded config and applies what depends on more than
 // one field.
 func (l *loader) check(cfg *Config) {
-	if tok := cfg.AdminToken.Value(); tok != "" {
-		switch {
-		case len(tok) < MinAdminTokenLen:
-			l.at("admin_token", "must be at least %d characters", MinAdminTokenLen)
-		case strings.IndexFunc(tok, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0:
-			l.at("admin_token", "must be printable ASCII without spaces")
-		}
+	if msg := tokenProblem(cfg.AdminToken.Value()); msg != "" {
+		l.at("admin_token", "%s", msg)
 	}
 	if cfg.PublicURL != "" {
 		if u, msg := checkPublicURL(cfg.PublicURL); msg != "" {

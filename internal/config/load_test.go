@@ -637,7 +637,8 @@ func TestParseEmpty(t *testing.T) {
 			}
 			got := *cfg
 			got.file, got.positions = "", nil
-			if !reflect.DeepEqual(got, Config{DedupWindow: DefaultDedupWindow}) {
+			want := Config{DedupWindow: DefaultDedupWindow, Profiles: Profiles{SpaceID: DefaultProfileSpace, EventRetention: DefaultEventRetention}}
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("config = %+v, want empty", cfg)
 			}
 		})

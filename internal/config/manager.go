@@ -64,9 +64,14 @@ func (m *Manager) Reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reloading workspace: %w", err)
 	}
+	ident, _, _, err := m.repo.IdentitySettings(ctx)
+	if err != nil {
+		return fmt.Errorf("reloading workspace: %w", err)
+	}
 	prev := m.cur.Load()
 	ws := BuildWorkspace(version, m.settings, Contents{
 		Sources: sources, Destinations: dests, TrackingPlans: plans, Transformations: transformations, Alerts: alerts,
+		Identity: ident,
 	})
 	m.cur.Store(ws)
 	if prev == nil || prev.Version != version {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/confluxcdp/conflux/internal/aggregate/identity"
 	"github.com/confluxcdp/conflux/internal/process/plan"
 	"github.com/confluxcdp/conflux/internal/process/transform"
 )
@@ -36,6 +37,16 @@ type Workspace struct {
 	// Alerts are the alert rules, ordered by id; the evaluator reads them
 	// on every evaluation.
 	Alerts []Alert
+	// Identity are the identity resolution rules the resolver applies,
+	// compiled once per snapshot. Never nil: the stored settings, or
+	// [identity.DefaultRules] when there are none or they do not compile
+	// (see [Workspace.Problems]).
+	Identity *identity.Rules
+	// IdentitySettings are the stored identity settings Identity was
+	// compiled from; the zero value is every default.
+	IdentitySettings identity.Settings
+	// Profiles is the Profile API's space, with the defaults filled in.
+	Profiles Profiles
 
 	byID  map[string]int
 	byKey map[string]keyEntry
@@ -113,6 +124,9 @@ type Settings struct {
 	// DedupWindow is the config file's dedup_window; zero means
 	// [DefaultDedupWindow].
 	DedupWindow time.Duration
+	// Profiles is the config file's profiles block; its zero fields take
+	// the defaults.
+	Profiles Profiles
 }
 
 // Contents are the stored objects a [Workspace] snapshot is built from.
@@ -122,6 +136,9 @@ type Contents struct {
 	TrackingPlans   []TrackingPlan
 	Transformations []Transformation
 	Alerts          []Alert
+	// Identity are the stored identity settings; the zero value is every
+	// default.
+	Identity identity.Settings
 }
 
 // NewWorkspace indexes sources and destinations into a snapshot without
@@ -190,24 +207,27 @@ var (
 //     of its scope still apply, as [transform.Chain] does at run time;
 //   - a destination whose filters do not compile drops every event (fail
 //     closed, as FQL that cannot be evaluated does): see
-//     [InvalidFiltersID].
+//     [InvalidFiltersID];
+//   - identity settings that do not compile are replaced by the defaults.
 func BuildWorkspace(version int64, s Settings, c Contents) *Workspace {
 	w := &Workspace{
-		Version:         version,
-		AdminToken:      s.AdminToken,
-		PublicURL:       s.PublicURL,
-		TrustedProxies:  s.TrustedProxies,
-		DedupWindow:     cmp.Or(s.DedupWindow, DefaultDedupWindow),
-		Sources:         c.Sources,
-		Destinations:    c.Destinations,
-		TrackingPlans:   c.TrackingPlans,
-		Transformations: c.Transformations,
-		Alerts:          c.Alerts,
-		byID:            make(map[string]int, len(c.Sources)),
-		byKey:           make(map[string]keyEntry, len(c.Sources)),
-		sourceRules:     make(map[string]*SourceRules, len(c.Sources)),
-		destRules:       make(map[string]*DestinationRules, len(c.Destinations)),
-		scopedRules:     make(map[scope]*DestinationRules),
+		Version:          version,
+		AdminToken:       s.AdminToken,
+		PublicURL:        s.PublicURL,
+		TrustedProxies:   s.TrustedProxies,
+		DedupWindow:      cmp.Or(s.DedupWindow, DefaultDedupWindow),
+		Sources:          c.Sources,
+		Destinations:     c.Destinations,
+		TrackingPlans:    c.TrackingPlans,
+		Transformations:  c.Transformations,
+		Alerts:           c.Alerts,
+		IdentitySettings: c.Identity,
+		Profiles:         s.Profiles.WithDefaults(),
+		byID:             make(map[string]int, len(c.Sources)),
+		byKey:            make(map[string]keyEntry, len(c.Sources)),
+		sourceRules:      make(map[string]*SourceRules, len(c.Sources)),
+		destRules:        make(map[string]*DestinationRules, len(c.Destinations)),
+		scopedRules:      make(map[scope]*DestinationRules),
 	}
 	for i, src := range c.Sources {
 		w.byID[src.ID] = i
@@ -215,6 +235,12 @@ func BuildWorkspace(version int64, s Settings, c Contents) *Workspace {
 		for _, rk := range src.RetiredKeys {
 			w.byKey[rk.WriteKey] = keyEntry{index: i, expires: rk.ExpiresAt}
 		}
+	}
+
+	var err error
+	if w.Identity, err = c.Identity.Compile(); err != nil {
+		w.problems = append(w.problems, fmt.Errorf("the identity settings do not compile; the default rules apply: %w", err))
+		w.Identity = identity.DefaultRules()
 	}
 
 	plans := make(map[string]*plan.Compiled, len(c.TrackingPlans))

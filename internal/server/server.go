@@ -16,6 +16,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/confluxcdp/conflux/internal/aggregate"
+	"github.com/confluxcdp/conflux/internal/aggregate/identity"
+	"github.com/confluxcdp/conflux/internal/aggregate/profile"
 	"github.com/confluxcdp/conflux/internal/collect"
 	"github.com/confluxcdp/conflux/internal/config"
 	"github.com/confluxcdp/conflux/internal/deliver"
@@ -108,6 +111,7 @@ type Server struct {
 	suppress *suppress.List
 	process  *process.Stage
 	deliver  *deliver.Engine
+	profiles *aggregate.Stage
 	metrics  *observe.Recorder
 	alerts   *alert.Evaluator
 	// violations counts tracking-plan violations for the violations API.
@@ -119,6 +123,11 @@ type Server struct {
 	DefaultSource config.Source
 	// AdminToken is the Config API's bearer token.
 	AdminToken string
+	// ProfileSpace is the Profile API's space, with its access token.
+	ProfileSpace config.Profiles
+	// profileTokenStored: the space's token was generated and kept in
+	// the state store (the banner shows it), not given in the file.
+	profileTokenStored bool
 }
 
 // New opens the stores and builds every stage; Run serves. On error
@@ -164,9 +173,17 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if s.AdminToken, err = adminToken(ctx, repo, cfg); err != nil {
 		return nil, err
 	}
+	s.ProfileSpace = cfg.Profiles.WithDefaults()
+	if s.ProfileSpace.AccessToken == "" {
+		tok, err := storedToken(ctx, repo, "profiles_access_token")
+		if err != nil {
+			return nil, err
+		}
+		s.ProfileSpace.AccessToken, s.profileTokenStored = config.Secret(tok), true
+	}
 	s.manager = config.NewManager(repo, config.Settings{
 		AdminToken: config.Secret(s.AdminToken), PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies,
-		DedupWindow: cfg.DedupWindow,
+		DedupWindow: cfg.DedupWindow, Profiles: s.ProfileSpace,
 	}, opts.Logger.With("component", "config"))
 	if err := s.manager.Reload(ctx); err != nil {
 		return nil, err
@@ -210,6 +227,12 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Log: s.log, DB: s.db, Registry: registry, Workspace: s.manager.Current, Metrics: counting,
 		Registerer: reg, Logger: opts.Logger.With("component", "deliver"),
 	})
+	s.profiles = aggregate.New(aggregate.Options{
+		Log: s.log, DB: s.db,
+		Rules:      func() *identity.Rules { return s.manager.Current().Identity },
+		Retention:  func() time.Duration { return s.manager.Current().Profiles.EventRetention },
+		Registerer: reg, Logger: opts.Logger.With("component", "aggregate"),
+	})
 	s.appender = stream.NewAppender(s.log.JetStream(), stream.AppenderOptions{Registerer: reg})
 	gate := &diskGate{dir: opts.DataDir, min: opts.MinFreeDisk}
 
@@ -229,6 +252,12 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	s.deliver.Register(mux, auth)
 	s.metrics.Register(mux, auth)
 	s.alerts.Register(mux, auth)
+	profileAPI := profile.NewAPI(profile.NewReader(s.db), func() profile.Space {
+		p := s.manager.Current().Profiles
+		return profile.Space{ID: p.SpaceID, AccessToken: p.AccessToken.Value(), Retention: p.EventRetention, RateLimit: p.RateLimit}
+	}, func() *identity.Rules { return s.manager.Current().Identity }, opts.Logger.With("component", "profiles"))
+	profileAPI.Register(mux)
+	profileAPI.RegisterAdmin(mux, auth)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -262,7 +291,13 @@ func adminToken(ctx context.Context, repo *config.Repo, cfg *config.Config) (str
 	if t := cfg.AdminToken.Value(); t != "" {
 		return t, nil
 	}
-	t, ok, err := repo.Meta(ctx, "admin_token")
+	return storedToken(ctx, repo, "admin_token")
+}
+
+// storedToken returns the token kept in the state store under key,
+// generating it on first start.
+func storedToken(ctx context.Context, repo *config.Repo, key string) (string, error) {
+	t, ok, err := repo.Meta(ctx, key)
 	if err != nil {
 		return "", err
 	}
@@ -270,7 +305,7 @@ func adminToken(ctx context.Context, repo *config.Repo, cfg *config.Config) (str
 		return t, nil
 	}
 	t = config.NewAdminToken()
-	if err := repo.SetMeta(ctx, "admin_token", t); err != nil {
+	if err := repo.SetMeta(ctx, key, t); err != nil {
 		return "", err
 	}
 	return t, nil
@@ -302,6 +337,7 @@ func (s *Server) Run(ctx context.Context) error {
 	workers.Go(func() error { return s.process.Run(bg) })
 	workers.Go(func() error { return s.violations.Run(bg) })
 	workers.Go(func() error { return s.deliver.Run(bg) })
+	workers.Go(func() error { return s.profiles.Run(bg) })
 	workers.Go(func() error { return s.alerts.Run(bg) })
 
 	serveErr := make(chan error, 1)
@@ -366,5 +402,10 @@ func (s *Server) printBanner() {
 	if s.opts.ConfigPath == "" || s.manager.Current().AdminToken.Value() != "" {
 		fmt.Fprintf(w, "  admin token:    %s\n", s.AdminToken)
 	}
+	token := "from the config file"
+	if s.profileTokenStored {
+		token = s.ProfileSpace.AccessToken.Value()
+	}
+	fmt.Fprintf(w, "  profiles:       space %s (access token %s)\n", s.ProfileSpace.SpaceID, token)
 	fmt.Fprintf(w, "Try: curl -u %s: http://%s/v1/track -d '{\"userId\":\"u1\",\"event\":\"Hello\"}'\n", s.DefaultSource.WriteKey, s.Addr())
 }

@@ -113,9 +113,10 @@ type IdentifierRule struct {
 	// Frame is the limit's time frame. "": the default (ever for user_id,
 	// weekly for anonymous_id and ga_client_id, annually otherwise).
 	Frame Frame `json:"frame,omitempty"`
-	// Priority orders the types when a limit forces one out of an event:
-	// the highest number goes first. 0: the default (user_id 1, email 2,
-	// the others after every configured priority, alphabetically).
+	// Priority ranks the types, 1 the highest: when a limit forces an
+	// identifier out of an event, the lowest-ranked (largest number) goes
+	// first. 0: the default (user_id 1, email 2, the others after every
+	// configured priority, alphabetically).
 	Priority int `json:"priority,omitempty"`
 	// BlockedValues and BlockedPatterns add to the settings' own, for this
 	// type only.

@@ -27,6 +27,9 @@ type Server struct {
 	WriteKey, SourceID string
 	// AdminToken of the Config API.
 	AdminToken string
+	// ProfileSpace and ProfileToken are the Profile API's space and its
+	// access token.
+	ProfileSpace, ProfileToken string
 	// DataDir holds the log and the state.
 	DataDir string
 
@@ -52,7 +55,8 @@ func Start(t testing.TB, opts server.Options) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		URL: "http://" + srv.Addr(), WriteKey: srv.DefaultSource.WriteKey, SourceID: srv.DefaultSource.ID,
-		AdminToken: srv.AdminToken, DataDir: opts.DataDir, cancel: cancel, done: make(chan error, 1),
+		AdminToken: srv.AdminToken, ProfileSpace: srv.ProfileSpace.SpaceID, ProfileToken: srv.ProfileSpace.AccessToken.Value(),
+		DataDir: opts.DataDir, cancel: cancel, done: make(chan error, 1),
 	}
 	go func() { s.done <- srv.Run(ctx) }()
 	t.Cleanup(func() { s.Stop(t) })

@@ -1,0 +1,114 @@
+package aggregate
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/aggregate/identity"
+	"github.com/confluxcdp/conflux/internal/event"
+	"github.com/confluxcdp/conflux/internal/store"
+	"github.com/confluxcdp/conflux/internal/store/storetest"
+	"github.com/confluxcdp/conflux/internal/stream"
+	"github.com/confluxcdp/conflux/internal/stream/streamtest"
+)
+
+// publish writes one processed message of n events of user u, numbered
+// from first.
+func publish(t *testing.T, l *stream.Log, u string, first, n int) {
+	t.Helper()
+	var data []byte
+	for i := first; i < first+n; i++ {
+		data = event.AppendRecord(data, "web", fmt.Appendf(nil,
+			`{"type":"track","event":"E","messageId":"m%d","userId":%q,"anonymousId":"a-%s-%d","timestamp":"2026-12-01T10:00:00Z","receivedAt":"2026-12-01T10:00:00Z"}`,
+			i, u, u, i%3))
+	}
+	if _, err := l.JetStream().Publish(context.Background(), stream.ProcessedSubject, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runStage(t *testing.T, l *stream.Log, db *store.DB) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := New(Options{Log: l, DB: db, Rules: identity.DefaultRules, Logger: storetest.Logger(t), Linger: time.Millisecond})
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func waitPosition(t *testing.T, db *store.DB, want uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		pos, err := LoadPosition(context.Background(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pos >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("position %d, want %d", pos, want)
+		}
+	}
+}
+
+func count(t *testing.T, db *store.DB, q string) int {
+	t.Helper()
+	var n int
+	if err := db.SQL().QueryRow(q).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestStageAppliesOnceAcrossRestarts reads the processed log, stops,
+// restarts and reads on: every event is in one history once.
+func TestStageAppliesOnceAcrossRestarts(t *testing.T) {
+	l := streamtest.New(t)
+	db := storetest.SQLite(t)
+	publish(t, l, "u1", 0, 50)
+	publish(t, l, "u2", 50, 50)
+	stop := runStage(t, l, db)
+	waitPosition(t, db, 2)
+	stop()
+	publish(t, l, "u1", 100, 25)
+	publish(t, l, "u3", 125, 25)
+	stop = runStage(t, l, db)
+	waitPosition(t, db, 4)
+	stop()
+	if n := count(t, db, `SELECT COUNT(*) FROM profile_events`); n != 150 {
+		t.Errorf("%d history events, want 150", n)
+	}
+	if n := count(t, db, `SELECT COUNT(DISTINCT profile_id) FROM profile_events`); n != 3 {
+		t.Errorf("history on %d profiles, want 3", n)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM profiles WHERE merged_into IS NULL`); n != 3 {
+		t.Errorf("%d live profiles, want 3", n)
+	}
+}
+
+// TestPrune deletes history past the retention and keeps the rest.
+func TestPrune(t *testing.T) {
+	db := storetest.SQLite(t)
+	f := newFixture(t, db, identity.Settings{})
+	old := time.Now().Add(-20 * 24 * time.Hour).Format(time.RFC3339)
+	recent := time.Now().Format(time.RFC3339)
+	f.apply(f.rec("track", `"userId":"u-prune","event":"Old","receivedAt":"`+old+`"`),
+		f.rec("track", `"userId":"u-prune","event":"New","receivedAt":"`+recent+`"`))
+	s := New(Options{DB: db, Rules: identity.DefaultRules, PruneEvery: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.prune(ctx)
+	for deadline := time.Now().Add(5 * time.Second); count(t, db, `SELECT COUNT(*) FROM profile_events`) != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d history events after pruning, want 1", count(t, db, `SELECT COUNT(*) FROM profile_events`))
+		}
+	}
+}
