@@ -83,11 +83,18 @@ func NewResolver(db *store.DB, rules func() *identity.Rules, opts identity.Optio
 	}
 }
 
-// Apply applies recs in one transaction; before commits, it runs save in
-// it (the stage's position), if set. On error nothing is applied.
-func (r *Resolver) Apply(ctx context.Context, recs []Record, save func(context.Context, *sql.Tx) error) (Counts, error) {
+// Apply applies recs in one transaction. claim, if set, runs in it
+// first: the stage checks and moves its position there, so that a second
+// node applying the same log at the same time fails instead of applying
+// twice. On error nothing is applied.
+func (r *Resolver) Apply(ctx context.Context, recs []Record, claim func(context.Context, *sql.Tx) error) (Counts, error) {
 	var c Counts
 	err := r.db.InTx(ctx, func(tx *sql.Tx) error {
+		if claim != nil {
+			if err := claim(ctx, tx); err != nil {
+				return err
+			}
+		}
 		c = Counts{}
 		b := &batch{r: r, ctx: ctx, g: r.graph.Begin(ctx, tx), w: profile.NewWriter(ctx, r.db, tx),
 			touched: map[identity.ProfileID]*identity.Touch{}, now: r.now().UnixMilli()}
@@ -99,13 +106,7 @@ func (r *Resolver) Apply(ctx context.Context, recs []Record, save func(context.C
 			}
 			c.add(o)
 		}
-		if err := b.flush(); err != nil {
-			return err
-		}
-		if save != nil {
-			return save(ctx, tx)
-		}
-		return nil
+		return b.flush()
 	})
 	if err != nil {
 		r.graph.Reset()

@@ -93,7 +93,11 @@ func (s *Stage) Run(ctx context.Context) error {
 		if s.pos.Load() != from {
 			delay = 100 * time.Millisecond
 		}
-		s.opts.Logger.Warn("aggregation interrupted; retrying", "err", err, "position", s.pos.Load())
+		level := slog.LevelWarn
+		if errors.Is(err, ErrMoved) {
+			level = slog.LevelInfo // another node applied it: expected with several nodes
+		}
+		s.opts.Logger.Log(ctx, level, "aggregation interrupted; retrying", "err", err, "position", s.pos.Load())
 		select {
 		case <-ctx.Done():
 		case <-time.After(delay):
@@ -137,7 +141,7 @@ func (s *Stage) read(ctx context.Context) error {
 		last := msgs[len(msgs)-1]
 		start := time.Now()
 		c, err := s.resolver.Apply(ctx, recs, func(ctx context.Context, tx *sql.Tx) error {
-			return savePosition(ctx, s.opts.DB, tx, last.Seq, s.opts.Now())
+			return movePosition(ctx, s.opts.DB, tx, s.pos.Load(), last.Seq, s.opts.Now())
 		})
 		if err != nil {
 			return fmt.Errorf("applying processed messages %d-%d to profiles: %w", msgs[0].Seq, last.Seq, err)
@@ -161,11 +165,32 @@ func LoadPosition(ctx context.Context, db *store.DB) (uint64, error) {
 	return uint64(seq), nil
 }
 
-func savePosition(ctx context.Context, db *store.DB, tx *sql.Tx, seq uint64, now time.Time) error {
-	_, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO profile_positions (name, seq, updated_at) VALUES (?, ?, ?)
-	ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`), positionName, int64(seq), now.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("saving the aggregation stage's position %d: %w", seq, err)
+// ErrMoved means another node moved the stage's position: what this node
+// read is stale, and it reads again from the stored position.
+var ErrMoved = errors.New("the aggregation position was moved by another node")
+
+// movePosition moves the stored position from from to to, in tx, after
+// checking (with the row locked on PostgreSQL; SQLite's transaction holds
+// the write lock already) that it is still from.
+func movePosition(ctx context.Context, db *store.DB, tx *sql.Tx, from, to uint64, now time.Time) error {
+	lock := ""
+	if db.Dialect() == store.Postgres {
+		lock = " FOR UPDATE"
+	}
+	if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO profile_positions (name, seq, updated_at) VALUES (?, 0, ?)
+	ON CONFLICT (name) DO NOTHING`), positionName, now.UnixMilli()); err != nil {
+		return fmt.Errorf("creating the aggregation stage's position: %w", err)
+	}
+	var have int64
+	if err := tx.QueryRowContext(ctx, db.Rebind(`SELECT seq FROM profile_positions WHERE name = ?`+lock), positionName).Scan(&have); err != nil {
+		return fmt.Errorf("reading the aggregation stage's position: %w", err)
+	}
+	if uint64(have) != from {
+		return fmt.Errorf("%w: at %d, this node was at %d", ErrMoved, have, from)
+	}
+	if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE profile_positions SET seq = ?, updated_at = ? WHERE name = ?`),
+		int64(to), now.UnixMilli(), positionName); err != nil {
+		return fmt.Errorf("saving the aggregation stage's position %d: %w", to, err)
 	}
 	return nil
 }

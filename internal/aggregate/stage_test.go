@@ -112,3 +112,33 @@ func TestPrune(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoNodesApplyOnce runs two stages on one PostgreSQL store and one
+// log at the same time, as two nodes would: the position check makes
+// every event land in a history once.
+func TestTwoNodesApplyOnce(t *testing.T) {
+	l := streamtest.New(t)
+	url := storetest.PostgresSchema(t)
+	var dbs []*store.DB
+	for range 2 {
+		db, err := store.Open(t.Context(), store.Options{PostgresURL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		dbs = append(dbs, db)
+	}
+	stopA, stopB := runStage(t, l, dbs[0]), runStage(t, l, dbs[1])
+	for i := range 20 {
+		publish(t, l, fmt.Sprintf("u%d", i%4), i*20, 20)
+	}
+	waitPosition(t, dbs[0], 20)
+	stopA()
+	stopB()
+	if n := count(t, dbs[0], `SELECT COUNT(*) FROM profile_events`); n != 400 {
+		t.Errorf("%d history events, want 400", n)
+	}
+	if n := count(t, dbs[0], `SELECT COUNT(*) FROM profiles WHERE merged_into IS NULL`); n != 4 {
+		t.Errorf("%d live profiles, want 4", n)
+	}
+}
