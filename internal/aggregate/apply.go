@@ -66,9 +66,12 @@ func (c *Counts) add(o Counts) {
 type Resolver struct {
 	db     *store.DB
 	graph  *identity.Graph
+	writer *profile.Writer
 	logger *slog.Logger
 	now    func() time.Time
 	want   func(string) bool
+	// parsed is the current batch's events, reused.
+	parsed []parsed
 }
 
 // NewResolver returns a resolver over db under the rules rules returns.
@@ -78,7 +81,7 @@ func NewResolver(db *store.DB, rules func() *identity.Rules, opts identity.Optio
 	}
 	fields := append(slices.Clone(identity.ExtractFields), "timestamp", "messageId", "receivedAt")
 	return &Resolver{
-		db: db, graph: identity.NewGraph(db, rules, opts), logger: logger, now: time.Now,
+		db: db, graph: identity.NewGraph(db, rules, opts), writer: profile.NewWriter(db), logger: logger, now: time.Now,
 		want: func(k string) bool { return slices.Contains(fields, k) },
 	}
 }
@@ -96,51 +99,115 @@ func (r *Resolver) Apply(ctx context.Context, recs []Record, claim func(context.
 			}
 		}
 		c = Counts{}
-		b := &batch{r: r, ctx: ctx, g: r.graph.Begin(ctx, tx), w: profile.NewWriter(ctx, r.db, tx),
-			touched: map[identity.ProfileID]*identity.Touch{}, now: r.now().UnixMilli()}
-		defer b.w.Close()
-		for _, rec := range recs {
-			o, err := b.apply(rec)
+		b := &batch{r: r, ctx: ctx, tx: tx, g: r.graph.Begin(ctx, tx), w: r.writer, now: r.now().UnixMilli()}
+		if err := b.prepare(recs, &c); err != nil {
+			return err
+		}
+		for i := range r.parsed {
+			o, err := b.apply(&r.parsed[i])
 			if err != nil {
 				return err
 			}
 			c.add(o)
 		}
-		return b.flush()
+		if err := b.g.Flush(); err != nil {
+			return err
+		}
+		return b.w.Flush(ctx, tx)
 	})
+	clear(r.parsed)
+	r.parsed = r.parsed[:0]
 	if err != nil {
 		r.graph.Reset()
+		r.writer.Reset()
 		return Counts{}, err
 	}
 	return c, nil
 }
 
+// parsed is one event decoded, with its identifiers.
+type parsed struct {
+	rec Record
+	doc event.Doc
+	ex  identity.Extracted
+}
+
 // batch is one transaction's work.
 type batch struct {
-	r       *Resolver
-	ctx     context.Context
-	g       *identity.Tx
-	w       *profile.Writer
-	touched map[identity.ProfileID]*identity.Touch
-	now     int64
+	r   *Resolver
+	ctx context.Context
+	tx  *sql.Tx
+	g   *identity.Tx
+	w   *profile.Writer
+	now int64
+}
+
+// prepare decodes recs and looks up, in a few queries, every identifier
+// they carry and what the limits need of the profiles they will change.
+func (b *batch) prepare(recs []Record, c *Counts) error {
+	rules := b.g.Rules()
+	var users, accounts []identity.ID
+	for _, rec := range recs {
+		doc, _, err := event.DecodeSelected(rec.JSON, b.r.want)
+		if err != nil {
+			b.r.logger.Warn("processed event not decodable; not applied to profiles", "source", rec.Source, "err", err)
+			c.Invalid++
+			continue
+		}
+		p := parsed{rec: rec, doc: doc, ex: rules.Extract(doc)}
+		users = append(users, p.ex.Users...)
+		accounts = append(accounts, p.ex.Accounts...)
+		if prev := p.ex.PreviousID; prev != "" {
+			users = append(users, identity.ID{Type: identity.TypeUserID, Value: prev}, identity.ID{Type: identity.TypeAnonymousID, Value: prev})
+		}
+		b.r.parsed = append(b.r.parsed, p)
+	}
+	if err := b.g.Prefetch(identity.Users, users); err != nil {
+		return err
+	}
+	if err := b.g.Prefetch(identity.Accounts, accounts); err != nil {
+		return err
+	}
+	// The profiles an event may add identifiers to or merge: those of
+	// events that bring an identifier not known yet, or several profiles.
+	var changing []identity.ProfileID
+	for i := range b.r.parsed {
+		p := &b.r.parsed[i]
+		changing = b.changing(changing, identity.Users, p.ex.Users, p.ex.PreviousID != "")
+		changing = b.changing(changing, identity.Accounts, p.ex.Accounts, false)
+	}
+	return b.g.PrefetchStates(changing)
+}
+
+// changing appends to dst the profiles ids match when the event they come
+// from may change them: it brings an identifier not known yet, matches
+// several profiles, or is an alias.
+func (b *batch) changing(dst []identity.ProfileID, coll string, ids []identity.ID, alias bool) []identity.ProfileID {
+	n := len(dst)
+	fresh := false
+	for _, id := range ids {
+		if prof, _ := b.g.Known(coll, id); prof == 0 {
+			fresh = true
+		} else if !slices.Contains(dst[n:], prof) {
+			dst = append(dst, prof)
+		}
+	}
+	if fresh || len(dst)-n > 1 || alias {
+		return dst
+	}
+	return dst[:n]
 }
 
 // apply resolves one event and records it on its profiles.
-func (b *batch) apply(rec Record) (Counts, error) {
+func (b *batch) apply(p *parsed) (Counts, error) {
 	var c Counts
-	doc, _, err := event.DecodeSelected(rec.JSON, b.r.want)
-	if err != nil {
-		b.r.logger.Warn("processed event not decodable; not applied to profiles", "source", rec.Source, "err", err)
-		c.Invalid++
-		return c, nil
-	}
-	ex := b.g.Rules().Extract(doc)
+	doc, ex, rec := p.doc, p.ex, p.rec
 	if ex.PreviousID != "" {
 		prev, err := b.g.AliasID(ex.PreviousID)
 		if err != nil {
 			return c, err
 		}
-		ex.Users = append(ex.Users, prev)
+		ex.Users = append(slices.Clip(ex.Users), prev)
 	}
 	if len(ex.Users) == 0 {
 		c.Unresolved++
@@ -153,10 +220,7 @@ func (b *batch) apply(rec Record) (Counts, error) {
 	if err != nil {
 		return c, err
 	}
-	if err := b.w.Event(user, ev.At, received, rec.JSON); err != nil {
-		return c, err
-	}
-	b.touch(user, ev)
+	b.w.Event(user, ev.At, received, rec.Source, msgID, rec.JSON)
 	typ, _ := doc["type"].(string)
 	traits, _ := doc["traits"].(map[string]any)
 	src := profile.TraitSource{At: ev.At, MessageID: ev.MessageID, SourceID: ev.SourceID}
@@ -178,14 +242,9 @@ func (b *batch) apply(rec Record) (Counts, error) {
 			if err := b.w.Traits(account, traits, src); err != nil {
 				return c, err
 			}
-			if err := b.w.Event(account, ev.At, received, rec.JSON); err != nil {
-				return c, err
-			}
+			b.w.Event(account, ev.At, received, rec.Source, msgID, rec.JSON)
 		}
-		b.touch(account, ev)
-		if err := b.w.Link(user, account, b.now); err != nil {
-			return c, err
-		}
+		b.w.Link(user, account, b.now)
 	}
 	c.Events++
 	return c, nil
@@ -199,14 +258,8 @@ func (b *batch) resolve(coll string, ids []identity.ID, ev identity.Event, c *Co
 		return 0, err
 	}
 	for _, m := range res.Merges {
-		if err := b.w.Merge(coll, m.Into, m.From); err != nil {
+		if err := b.w.Merge(b.ctx, b.tx, coll, m.Into, m.From); err != nil {
 			return 0, err
-		}
-		if t, ok := b.touched[m.From]; ok {
-			// The batch's touches of the merged profile are the survivor's now.
-			delete(b.touched, m.From)
-			t.Profile = m.Into
-			b.merge(t)
 		}
 		b.r.logger.Debug("profiles merged", "into", m.Into, "from", m.From, "identifier", m.Cause, "message_id", ev.MessageID)
 	}
@@ -219,37 +272,6 @@ func (b *batch) resolve(coll string, ids []identity.ID, ev identity.Event, c *Co
 	c.Merges += len(res.Merges)
 	c.Dropped += len(res.Dropped)
 	return res.Profile, nil
-}
-
-// touch notes that ev happened to profile p, for its metadata.
-func (b *batch) touch(p identity.ProfileID, ev identity.Event) {
-	b.merge(&identity.Touch{Profile: p, FirstAt: ev.At, FirstMessageID: ev.MessageID, FirstSourceID: ev.SourceID,
-		LastAt: ev.At, LastMessageID: ev.MessageID, LastSourceID: ev.SourceID, Now: ev.Now})
-}
-
-func (b *batch) merge(t *identity.Touch) {
-	have, ok := b.touched[t.Profile]
-	if !ok {
-		b.touched[t.Profile] = t
-		return
-	}
-	if t.FirstAt < have.FirstAt {
-		have.FirstAt, have.FirstMessageID, have.FirstSourceID = t.FirstAt, t.FirstMessageID, t.FirstSourceID
-	}
-	if t.LastAt >= have.LastAt {
-		have.LastAt, have.LastMessageID, have.LastSourceID = t.LastAt, t.LastMessageID, t.LastSourceID
-	}
-	have.Now = max(have.Now, t.Now)
-}
-
-// flush writes the metadata of the profiles the batch touched.
-func (b *batch) flush() error {
-	for _, t := range b.touched {
-		if err := b.g.Touch(*t); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // eventTime is an event's timestamp in unix milliseconds: timestamp, else

@@ -314,7 +314,9 @@ CREATE INDEX delivery_latency_by_bucket ON delivery_latency (granularity, bucket
 			// time it was gained at, for the limits' time frames.
 			// profile_traits: the latest value of each trait by event
 			// time. profile_events: the event history, the stored JSON of
-			// each event, kept for the retention. profile_links: users to
+			// each event and its source, kept for the retention; a profile's
+			// last event is its newest row (profiles.last_* keep it once
+			// pruned). profile_links: users to
 			// accounts. profile_merges: every merge, with the event and
 			// identifier that caused it. profile_positions: the stage's
 			// position in the processed log, written in the same
@@ -484,6 +486,8 @@ CREATE TABLE profile_events (
 	profile_id  BIGINT NOT NULL,
 	ts          BIGINT NOT NULL,
 	received_at BIGINT NOT NULL,
+	source_id   TEXT NOT NULL,
+	message_id  TEXT NOT NULL,
 	body        %[2]s NOT NULL
 );
 CREATE INDEX profile_events_by_profile ON profile_events (profile_id, ts);

@@ -339,6 +339,7 @@ func (a *API) events(req *request) (any, error) {
 			e := &page[i]
 			last = e
 			item, name := eventItem(e.Body, rules)
+			item["source_id"] = e.SourceID
 			if (len(include) > 0 && !slices.Contains(include, name)) || slices.Contains(exclude, name) {
 				continue
 			}

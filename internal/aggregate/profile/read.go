@@ -146,9 +146,10 @@ func (r *Reader) ExternalIDs(ctx context.Context, coll string, p identity.Profil
 
 // StoredEvent is one event of a profile's history.
 type StoredEvent struct {
-	Seq  int64
-	At   int64
-	Body []byte
+	Seq      int64
+	At       int64
+	SourceID string
+	Body     []byte
 }
 
 // EventQuery selects history events.
@@ -163,7 +164,7 @@ type EventQuery struct {
 
 // Events returns a page of p's history.
 func (r *Reader) Events(ctx context.Context, p identity.ProfileID, q EventQuery) ([]StoredEvent, bool, error) {
-	sql := `SELECT seq, ts, body FROM profile_events WHERE profile_id = ? AND ts >= ? AND ts <= ?`
+	sql := `SELECT seq, ts, source_id, body FROM profile_events WHERE profile_id = ? AND ts >= ? AND ts <= ?`
 	args := []any{p, q.From.UnixMilli(), q.To.UnixMilli()}
 	order := ` ORDER BY ts DESC, seq DESC`
 	if q.After != nil {
@@ -187,7 +188,7 @@ func (r *Reader) Events(ctx context.Context, p identity.ProfileID, q EventQuery)
 	var out []StoredEvent
 	for rows.Next() {
 		var e StoredEvent
-		if err := rows.Scan(&e.Seq, &e.At, &e.Body); err != nil {
+		if err := rows.Scan(&e.Seq, &e.At, &e.SourceID, &e.Body); err != nil {
 			return nil, false, fmt.Errorf("reading events of profile %s: %w", p, err)
 		}
 		out = append(out, e)
@@ -212,17 +213,32 @@ type Metadata struct {
 	LastSourceID   string     `json:"last_source_id"`
 }
 
-// Metadata returns p's metadata.
+// Metadata returns p's metadata. The last event is the newest of its
+// history by event time, or, once that is pruned, the one the profile
+// row kept; updated_at is the later of the row's (creation, merges) and
+// the newest event's arrival.
 func (r *Reader) Metadata(ctx context.Context, p identity.ProfileID) (Metadata, error) {
 	var m Metadata
-	var created, updated int64
-	err := r.db.SQL().QueryRowContext(ctx, r.db.Rebind(`SELECT created_at, updated_at, first_message_id, first_source_id, last_message_id, last_source_id
-	FROM profiles WHERE id = ?`), p).Scan(&created, &updated, &m.FirstMessageID, &m.FirstSourceID, &m.LastMessageID, &m.LastSourceID)
+	var created, updated, lastAt int64
+	err := r.db.SQL().QueryRowContext(ctx, r.db.Rebind(`SELECT created_at, updated_at, first_message_id, first_source_id, last_at, last_message_id, last_source_id
+	FROM profiles WHERE id = ?`), p).Scan(&created, &updated, &m.FirstMessageID, &m.FirstSourceID, &lastAt, &m.LastMessageID, &m.LastSourceID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, ErrNotFound
 	}
 	if err != nil {
 		return m, fmt.Errorf("reading metadata of profile %s: %w", p, err)
+	}
+	var at, received int64
+	var src, msg string
+	err = r.db.SQL().QueryRowContext(ctx, r.db.Rebind(`SELECT ts, received_at, source_id, message_id FROM profile_events
+	WHERE profile_id = ? ORDER BY ts DESC, seq DESC LIMIT 1`), p).Scan(&at, &received, &src, &msg)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return m, fmt.Errorf("reading the last event of profile %s: %w", p, err)
+	case at >= lastAt:
+		m.LastMessageID, m.LastSourceID = msg, src
+		updated = max(updated, received)
 	}
 	m.CreatedAt, m.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
 	return m, nil

@@ -23,51 +23,66 @@ import (
 // §6.3).
 const MaxTraits = 300
 
-// Writer writes profile data inside a transaction of the aggregate stage.
+// Writer writes profile data in the aggregate stage's transactions. It
+// buffers a transaction's rows and writes them at Flush in a few bulk
+// statements; a merge re-points what is buffered, so the order of calls
+// within a transaction does not matter.
 type Writer struct {
-	db  *store.DB
-	ctx context.Context
-	tx  *sql.Tx
-	// statements prepared for this transaction, on first use
-	event, trait *sql.Stmt
+	db     *store.DB
+	events []eventRow
+	traits map[traitKey]traitRow
+	links  map[link]int64
+
+	eventBulk, traitBulk, linkBulk *store.Bulk
 }
 
-// NewWriter returns a writer in tx.
-func NewWriter(ctx context.Context, db *store.DB, tx *sql.Tx) *Writer {
-	return &Writer{db: db, ctx: ctx, tx: tx}
+type eventRow struct {
+	profile        identity.ProfileID
+	at, receivedAt int64
+	source, msgID  string
+	body           []byte
 }
 
-// Close releases the prepared statements.
-func (w *Writer) Close() {
-	for _, s := range []*sql.Stmt{w.event, w.trait} {
-		if s != nil {
-			_ = s.Close()
-		}
+type traitKey struct {
+	profile identity.ProfileID
+	key     string
+}
+
+type traitRow struct {
+	value string
+	src   TraitSource
+}
+
+type link struct{ user, account identity.ProfileID }
+
+// traitNewer is the rule "the later event wins, ties to the greater
+// message id", in SQL over excluded and the stored row.
+const traitNewer = `excluded.ts > profile_traits.ts OR (excluded.ts = profile_traits.ts AND excluded.message_id > profile_traits.message_id)`
+
+// NewWriter returns a writer of db.
+func NewWriter(db *store.DB) *Writer {
+	return &Writer{
+		db: db, traits: map[traitKey]traitRow{}, links: map[link]int64{},
+		eventBulk: db.NewBulk("profile events", `INSERT INTO profile_events (profile_id, ts, received_at, source_id, message_id, body) VALUES `, `(?, ?, ?, ?, ?, ?)`, ``),
+		traitBulk: db.NewBulk("profile traits", `INSERT INTO profile_traits (profile_id, key, value, ts, message_id, source_id) VALUES `, `(?, ?, ?, ?, ?, ?)`,
+			` ON CONFLICT (profile_id, key) DO UPDATE SET value = excluded.value, ts = excluded.ts, message_id = excluded.message_id, source_id = excluded.source_id
+	WHERE `+traitNewer),
+		linkBulk: db.NewBulk("profile links", `INSERT INTO profile_links (user_id, account_id, created_at) VALUES `, `(?, ?, ?)`,
+			` ON CONFLICT (user_id, account_id) DO NOTHING`),
 	}
 }
 
-func (w *Writer) prepare(s **sql.Stmt, q string) (*sql.Stmt, error) {
-	if *s != nil {
-		return *s, nil
-	}
-	st, err := w.tx.PrepareContext(w.ctx, w.db.Rebind(q))
-	if err != nil {
-		return nil, err
-	}
-	*s = st
-	return st, nil
+// Reset drops what is buffered (after a failed transaction).
+func (w *Writer) Reset() {
+	w.events = w.events[:0]
+	clear(w.traits)
+	clear(w.links)
 }
 
-// Event adds an event (its stored JSON) to profile p's history.
-func (w *Writer) Event(p identity.ProfileID, at, receivedAt int64, body []byte) error {
-	st, err := w.prepare(&w.event, `INSERT INTO profile_events (profile_id, ts, received_at, body) VALUES (?, ?, ?, ?)`)
-	if err == nil {
-		_, err = st.ExecContext(w.ctx, p, at, receivedAt, body)
-	}
-	if err != nil {
-		return fmt.Errorf("adding an event to the history of profile %s: %w", p, err)
-	}
-	return nil
+// Event adds an event (its stored JSON, from source src) to profile p's
+// history. body must stay unchanged until Flush.
+func (w *Writer) Event(p identity.ProfileID, at, receivedAt int64, src, msgID string, body []byte) {
+	w.events = append(w.events, eventRow{profile: p, at: at, receivedAt: receivedAt, source: src, msgID: msgID, body: body})
 }
 
 // TraitSource says which event set traits.
@@ -77,45 +92,64 @@ type TraitSource struct {
 	SourceID  string
 }
 
+func (a TraitSource) newer(b TraitSource) bool {
+	return a.At > b.At || (a.At == b.At && a.MessageID > b.MessageID)
+}
+
 // Traits sets profile p's traits from one event: each key takes the value
 // of the latest event by event time (ties: the greater message id), so
 // that the outcome does not depend on the order events arrive in.
 func (w *Writer) Traits(p identity.ProfileID, traits map[string]any, src TraitSource) error {
-	if len(traits) == 0 {
-		return nil
-	}
-	st, err := w.prepare(&w.trait, `INSERT INTO profile_traits (profile_id, key, value, ts, message_id, source_id) VALUES (?, ?, ?, ?, ?, ?)
-	ON CONFLICT (profile_id, key) DO UPDATE SET value = excluded.value, ts = excluded.ts, message_id = excluded.message_id, source_id = excluded.source_id
-	WHERE excluded.ts > profile_traits.ts OR (excluded.ts = profile_traits.ts AND excluded.message_id > profile_traits.message_id)`)
-	if err != nil {
-		return fmt.Errorf("setting traits of profile %s: %w", p, err)
-	}
 	for k, v := range traits {
 		b, err := json.Marshal(v)
 		if err != nil {
 			return fmt.Errorf("encoding trait %q of profile %s: %w", k, p, err)
 		}
-		if _, err := st.ExecContext(w.ctx, p, k, string(b), src.At, src.MessageID, src.SourceID); err != nil {
-			return fmt.Errorf("setting trait %q of profile %s: %w", k, p, err)
-		}
+		w.trait(traitKey{p, k}, traitRow{value: string(b), src: src})
 	}
 	return nil
+}
+
+func (w *Writer) trait(k traitKey, r traitRow) {
+	if have, ok := w.traits[k]; !ok || r.src.newer(have.src) {
+		w.traits[k] = r
+	}
 }
 
 // Link links user profile user to account profile account.
-func (w *Writer) Link(user, account identity.ProfileID, now int64) error {
-	_, err := w.tx.ExecContext(w.ctx, w.db.Rebind(`INSERT INTO profile_links (user_id, account_id, created_at) VALUES (?, ?, ?)
-	ON CONFLICT (user_id, account_id) DO NOTHING`), user, account, now)
-	if err != nil {
-		return fmt.Errorf("linking profile %s to account %s: %w", user, account, err)
+func (w *Writer) Link(user, account identity.ProfileID, now int64) {
+	if _, ok := w.links[link{user, account}]; !ok {
+		w.links[link{user, account}] = now
 	}
-	return nil
 }
 
 // Merge moves what profile from holds into profile into (of collection
-// coll): traits (the later value of each key wins), event history and
-// links.
-func (w *Writer) Merge(coll string, into, from identity.ProfileID) error {
+// coll), in the store and in what is buffered: traits (the later value of
+// each key wins), event history and links.
+func (w *Writer) Merge(ctx context.Context, tx *sql.Tx, coll string, into, from identity.ProfileID) error {
+	for i := range w.events {
+		if w.events[i].profile == from {
+			w.events[i].profile = into
+		}
+	}
+	for k, r := range w.traits {
+		if k.profile == from {
+			delete(w.traits, k)
+			w.trait(traitKey{into, k.key}, r)
+		}
+	}
+	for l, at := range w.links {
+		moved := l
+		if coll == identity.Users && l.user == from {
+			moved.user = into
+		} else if coll == identity.Accounts && l.account == from {
+			moved.account = into
+		} else {
+			continue
+		}
+		delete(w.links, l)
+		w.links[moved] = at
+	}
 	linkCol, otherCol := "user_id", "account_id"
 	if coll == identity.Accounts {
 		linkCol, otherCol = "account_id", "user_id"
@@ -127,7 +161,7 @@ func (w *Writer) Merge(coll string, into, from identity.ProfileID) error {
 		{`INSERT INTO profile_traits (profile_id, key, value, ts, message_id, source_id)
 	SELECT ?, key, value, ts, message_id, source_id FROM profile_traits WHERE profile_id = ?
 	ON CONFLICT (profile_id, key) DO UPDATE SET value = excluded.value, ts = excluded.ts, message_id = excluded.message_id, source_id = excluded.source_id
-	WHERE excluded.ts > profile_traits.ts OR (excluded.ts = profile_traits.ts AND excluded.message_id > profile_traits.message_id)`, []any{into, from}},
+	WHERE ` + traitNewer, []any{into, from}},
 		{`DELETE FROM profile_traits WHERE profile_id = ?`, []any{from}},
 		{`UPDATE profile_events SET profile_id = ? WHERE profile_id = ?`, []any{into, from}},
 		{`INSERT INTO profile_links (` + linkCol + `, ` + otherCol + `, created_at)
@@ -136,8 +170,28 @@ func (w *Writer) Merge(coll string, into, from identity.ProfileID) error {
 		{`DELETE FROM profile_links WHERE ` + linkCol + ` = ?`, []any{from}},
 	}
 	for _, s := range stmts {
-		if _, err := w.tx.ExecContext(w.ctx, w.db.Rebind(s.q), s.args...); err != nil {
+		if _, err := tx.ExecContext(ctx, w.db.Rebind(s.q), s.args...); err != nil {
 			return fmt.Errorf("moving the data of profile %s into %s: %w", from, into, err)
+		}
+	}
+	return nil
+}
+
+// Flush writes what is buffered in tx and empties the buffers.
+func (w *Writer) Flush(ctx context.Context, tx *sql.Tx) error {
+	for _, e := range w.events {
+		w.eventBulk.Add(e.profile, e.at, e.receivedAt, e.source, e.msgID, e.body)
+	}
+	for k, r := range w.traits {
+		w.traitBulk.Add(k.profile, k.key, r.value, r.src.At, r.src.MessageID, r.src.SourceID)
+	}
+	for l, at := range w.links {
+		w.linkBulk.Add(l.user, l.account, at)
+	}
+	w.Reset()
+	for _, b := range []*store.Bulk{w.eventBulk, w.traitBulk, w.linkBulk} {
+		if err := b.Flush(ctx, tx); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -145,12 +199,33 @@ func (w *Writer) Merge(coll string, into, from identity.ProfileID) error {
 
 // Prune deletes up to limit history events received before cutoff, oldest
 // first, and returns how many it deleted. The history is appended in
-// arrival order, so the oldest are the lowest sequences.
+// arrival order, so the oldest are the lowest sequences. A profile whose
+// whole history goes keeps its last event in its row, for the metadata.
 func Prune(ctx context.Context, db *store.DB, cutoff time.Time, limit int) (int64, error) {
-	res, err := db.SQL().ExecContext(ctx, db.Rebind(`DELETE FROM profile_events WHERE seq IN
-	(SELECT seq FROM profile_events ORDER BY seq LIMIT ?) AND received_at < ?`), limit, cutoff.UnixMilli())
+	var n int64
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
+		var top sql.NullInt64
+		if err := tx.QueryRowContext(ctx, db.Rebind(`SELECT MAX(seq) FROM (SELECT seq, received_at FROM profile_events ORDER BY seq LIMIT ?) AS head
+	WHERE received_at < ?`), limit, cutoff.UnixMilli()).Scan(&top); err != nil || !top.Valid {
+			return err
+		}
+		// The newest pruned event of each profile left with none.
+		if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE profiles SET last_at = e.ts, last_source_id = e.source_id, last_message_id = e.message_id
+	FROM (SELECT profile_id, ts, source_id, message_id FROM profile_events p WHERE seq <= ? AND received_at < ?
+	      AND NOT EXISTS (SELECT 1 FROM profile_events n WHERE n.profile_id = p.profile_id AND (n.seq > ? OR n.received_at >= ?))
+	      AND NOT EXISTS (SELECT 1 FROM profile_events o WHERE o.profile_id = p.profile_id AND o.seq <= ? AND (o.ts > p.ts OR (o.ts = p.ts AND o.seq > p.seq)))) AS e
+	WHERE profiles.id = e.profile_id AND e.ts >= profiles.last_at`), top.Int64, cutoff.UnixMilli(), top.Int64, cutoff.UnixMilli(), top.Int64); err != nil {
+			return fmt.Errorf("keeping the last events of pruned profiles: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM profile_events WHERE seq <= ? AND received_at < ?`), top.Int64, cutoff.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("pruning profile history before %s: %w", cutoff.Format(time.RFC3339), err)
 	}
-	return res.RowsAffected()
+	return n, nil
 }
