@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/aggregate/identity"
+	"github.com/confluxcdp/conflux/internal/aggregate/profile"
 	"github.com/confluxcdp/conflux/internal/store"
 	"github.com/confluxcdp/conflux/internal/store/storetest"
 )
@@ -136,20 +137,18 @@ func outcome(t *testing.T, db *store.DB) (partition map[string]string, traits ma
 			partition[id] = name[p]
 		}
 	}
-	rows, err = db.SQL().Query(`SELECT profile_id, key, value FROM profile_traits ORDER BY profile_id, key`)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Traits as the Profile API reads them, keys in order.
+	reader := profile.NewReader(db)
 	traits = map[string]string{}
-	for rows.Next() {
-		var p identity.ProfileID
-		var k, v string
-		if err := rows.Scan(&p, &k, &v); err != nil {
+	for p, n := range name {
+		list, _, err := reader.Traits(context.Background(), p, nil, "", 1000)
+		if err != nil {
 			t.Fatal(err)
 		}
-		traits[name[p]] += k + "=" + v + ";"
+		for _, tr := range list {
+			traits[n] += tr.Key + "=" + string(tr.Value) + ";"
+		}
 	}
-	rows.Close()
 	if err := db.SQL().QueryRow(`SELECT COUNT(*) FROM profiles WHERE merged_into IS NULL AND collection = 'users'`).Scan(&live); err != nil {
 		t.Fatal(err)
 	}

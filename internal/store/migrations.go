@@ -309,19 +309,21 @@ CREATE INDEX delivery_latency_by_bucket ON delivery_latency (granularity, bucket
 			// profiles: one row per profile of a collection ('users' or
 			// 'accounts'); merged_into is the survivor of a profile merged
 			// away (always the live one: merging a survivor re-points
-			// them). profile_ids: each identifier (collection, type,
-			// value) belongs to one live profile; first_seen is the event
-			// time it was gained at, for the limits' time frames.
-			// profile_traits: the latest value of each trait by event
-			// time. profile_events: the event history, the stored JSON of
-			// each event and its source, kept for the retention; a profile's
-			// last event is its newest row (profiles.last_* keep it once
-			// pruned). profile_links: users to
-			// accounts. profile_merges: every merge, with the event and
-			// identifier that caused it. profile_positions: the stage's
-			// position in the processed log, written in the same
-			// transaction as what it applied. identity_settings: the
-			// workspace's rules (internal/config), one row.
+			// them); first_* is the event that created it, last_* the last
+			// event once its history is pruned. profile_ids: each
+			// identifier (collection, type, value) belongs to one live
+			// profile; first_seen is the event time it was gained at, for
+			// the limits' time frames. profile_traits: one JSON document per
+			// profile, each trait's latest value by event time with the
+			// event that set it (internal/aggregate/profile/traits.go).
+			// profile_events: the event history, the stored JSON of each
+			// event with its source and messageId, kept for the retention.
+			// profile_links: users to accounts. profile_merges: every merge,
+			// with the event and identifier that caused it.
+			// profile_positions: the stage's position in the processed log,
+			// written in the same transaction as what it applied.
+			// identity_settings: the workspace's rules (internal/config),
+			// one row.
 			sqlite:   fmt.Sprintf(identitySQL, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
 			postgres: fmt.Sprintf(identitySQL, "BIGSERIAL PRIMARY KEY", "BYTEA"),
 		},
@@ -472,13 +474,8 @@ CREATE TABLE profile_ids (
 CREATE INDEX profile_ids_by_profile ON profile_ids (profile_id, type);
 
 CREATE TABLE profile_traits (
-	profile_id BIGINT NOT NULL,
-	key        TEXT NOT NULL,
-	value      TEXT NOT NULL,
-	ts         BIGINT NOT NULL,
-	message_id TEXT NOT NULL,
-	source_id  TEXT NOT NULL,
-	PRIMARY KEY (profile_id, key)
+	profile_id BIGINT PRIMARY KEY,
+	traits     TEXT NOT NULL
 );
 
 CREATE TABLE profile_events (

@@ -3,7 +3,6 @@ package profile
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -37,53 +36,6 @@ func (r *Reader) Lookup(ctx context.Context, coll string, id identity.ID) (ident
 		return 0, fmt.Errorf("looking up %s in %s: %w", id, coll, err)
 	}
 	return p, nil
-}
-
-// Trait is one trait with where its value came from.
-type Trait struct {
-	Key       string          `json:"-"`
-	Value     json.RawMessage `json:"value"`
-	SourceID  string          `json:"source_id"`
-	MessageID string          `json:"message_id"`
-	Timestamp time.Time       `json:"timestamp"`
-}
-
-// Traits returns up to limit of p's traits with keys after after, in key
-// order, only those named in include when it is not empty; more says
-// whether others follow.
-func (r *Reader) Traits(ctx context.Context, p identity.ProfileID, include []string, after string, limit int) (traits []Trait, more bool, err error) {
-	q := `SELECT key, value, ts, message_id, source_id FROM profile_traits WHERE profile_id = ? AND key > ?`
-	args := []any{p, after}
-	if len(include) > 0 {
-		q += ` AND key IN (` + placeholders(len(include)) + `)`
-		for _, k := range include {
-			args = append(args, k)
-		}
-	}
-	q += ` ORDER BY key LIMIT ?`
-	args = append(args, limit+1)
-	rows, err := r.db.SQL().QueryContext(ctx, r.db.Rebind(q), args...)
-	if err != nil {
-		return nil, false, fmt.Errorf("reading traits of profile %s: %w", p, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var t Trait
-		var v string
-		var ts int64
-		if err := rows.Scan(&t.Key, &v, &ts, &t.MessageID, &t.SourceID); err != nil {
-			return nil, false, fmt.Errorf("reading traits of profile %s: %w", p, err)
-		}
-		t.Value, t.Timestamp = json.RawMessage(v), time.UnixMilli(ts).UTC()
-		traits = append(traits, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("reading traits of profile %s: %w", p, err)
-	}
-	if len(traits) > limit {
-		return traits[:limit], true, nil
-	}
-	return traits, false, nil
 }
 
 // ExternalID is one identifier of a profile, in the Profile API's shape.

@@ -10,7 +10,6 @@ package profile
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -30,7 +29,7 @@ const MaxTraits = 300
 type Writer struct {
 	db     *store.DB
 	events []eventRow
-	traits map[traitKey]traitRow
+	traits map[identity.ProfileID]traitDoc
 	links  map[link]int64
 
 	eventBulk, traitBulk, linkBulk *store.Bulk
@@ -43,30 +42,15 @@ type eventRow struct {
 	body           []byte
 }
 
-type traitKey struct {
-	profile identity.ProfileID
-	key     string
-}
-
-type traitRow struct {
-	value string
-	src   TraitSource
-}
-
 type link struct{ user, account identity.ProfileID }
-
-// traitNewer is the rule "the later event wins, ties to the greater
-// message id", in SQL over excluded and the stored row.
-const traitNewer = `excluded.ts > profile_traits.ts OR (excluded.ts = profile_traits.ts AND excluded.message_id > profile_traits.message_id)`
 
 // NewWriter returns a writer of db.
 func NewWriter(db *store.DB) *Writer {
 	return &Writer{
-		db: db, traits: map[traitKey]traitRow{}, links: map[link]int64{},
+		db: db, traits: map[identity.ProfileID]traitDoc{}, links: map[link]int64{},
 		eventBulk: db.NewBulk("profile events", `INSERT INTO profile_events (profile_id, ts, received_at, source_id, message_id, body) VALUES `, `(?, ?, ?, ?, ?, ?)`, ``),
-		traitBulk: db.NewBulk("profile traits", `INSERT INTO profile_traits (profile_id, key, value, ts, message_id, source_id) VALUES `, `(?, ?, ?, ?, ?, ?)`,
-			` ON CONFLICT (profile_id, key) DO UPDATE SET value = excluded.value, ts = excluded.ts, message_id = excluded.message_id, source_id = excluded.source_id
-	WHERE `+traitNewer),
+		traitBulk: db.NewBulk("profile traits", `INSERT INTO profile_traits (profile_id, traits) VALUES `, `(?, ?)`,
+			` ON CONFLICT (profile_id) DO UPDATE SET traits = excluded.traits`),
 		linkBulk: db.NewBulk("profile links", `INSERT INTO profile_links (user_id, account_id, created_at) VALUES `, `(?, ?, ?)`,
 			` ON CONFLICT (user_id, account_id) DO NOTHING`),
 	}
@@ -92,30 +76,6 @@ type TraitSource struct {
 	SourceID  string
 }
 
-func (a TraitSource) newer(b TraitSource) bool {
-	return a.At > b.At || (a.At == b.At && a.MessageID > b.MessageID)
-}
-
-// Traits sets profile p's traits from one event: each key takes the value
-// of the latest event by event time (ties: the greater message id), so
-// that the outcome does not depend on the order events arrive in.
-func (w *Writer) Traits(p identity.ProfileID, traits map[string]any, src TraitSource) error {
-	for k, v := range traits {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("encoding trait %q of profile %s: %w", k, p, err)
-		}
-		w.trait(traitKey{p, k}, traitRow{value: string(b), src: src})
-	}
-	return nil
-}
-
-func (w *Writer) trait(k traitKey, r traitRow) {
-	if have, ok := w.traits[k]; !ok || r.src.newer(have.src) {
-		w.traits[k] = r
-	}
-}
-
 // Link links user profile user to account profile account.
 func (w *Writer) Link(user, account identity.ProfileID, now int64) {
 	if _, ok := w.links[link{user, account}]; !ok {
@@ -132,11 +92,8 @@ func (w *Writer) Merge(ctx context.Context, tx *sql.Tx, coll string, into, from 
 			w.events[i].profile = into
 		}
 	}
-	for k, r := range w.traits {
-		if k.profile == from {
-			delete(w.traits, k)
-			w.trait(traitKey{into, k.key}, r)
-		}
+	if err := w.mergeTraits(ctx, tx, into, from); err != nil {
+		return err
 	}
 	for l, at := range w.links {
 		moved := l
@@ -158,11 +115,6 @@ func (w *Writer) Merge(ctx context.Context, tx *sql.Tx, coll string, into, from 
 		q    string
 		args []any
 	}{
-		{`INSERT INTO profile_traits (profile_id, key, value, ts, message_id, source_id)
-	SELECT ?, key, value, ts, message_id, source_id FROM profile_traits WHERE profile_id = ?
-	ON CONFLICT (profile_id, key) DO UPDATE SET value = excluded.value, ts = excluded.ts, message_id = excluded.message_id, source_id = excluded.source_id
-	WHERE ` + traitNewer, []any{into, from}},
-		{`DELETE FROM profile_traits WHERE profile_id = ?`, []any{from}},
 		{`UPDATE profile_events SET profile_id = ? WHERE profile_id = ?`, []any{into, from}},
 		{`INSERT INTO profile_links (` + linkCol + `, ` + otherCol + `, created_at)
 	SELECT ?, ` + otherCol + `, created_at FROM profile_links WHERE ` + linkCol + ` = ?
@@ -182,14 +134,14 @@ func (w *Writer) Flush(ctx context.Context, tx *sql.Tx) error {
 	for _, e := range w.events {
 		w.eventBulk.Add(e.profile, e.at, e.receivedAt, e.source, e.msgID, e.body)
 	}
-	for k, r := range w.traits {
-		w.traitBulk.Add(k.profile, k.key, r.value, r.src.At, r.src.MessageID, r.src.SourceID)
-	}
 	for l, at := range w.links {
 		w.linkBulk.Add(l.user, l.account, at)
 	}
+	if err := w.flushTraits(ctx, tx); err != nil {
+		return err
+	}
 	w.Reset()
-	for _, b := range []*store.Bulk{w.eventBulk, w.traitBulk, w.linkBulk} {
+	for _, b := range []*store.Bulk{w.eventBulk, w.linkBulk} {
 		if err := b.Flush(ctx, tx); err != nil {
 			return err
 		}
