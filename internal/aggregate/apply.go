@@ -70,6 +70,8 @@ type Resolver struct {
 	logger *slog.Logger
 	now    func() time.Time
 	want   func(string) bool
+	// NoHistory, when it returns true, keeps events out of the history.
+	NoHistory func() bool
 	// parsed is the current batch's events, reused.
 	parsed []parsed
 }
@@ -99,7 +101,8 @@ func (r *Resolver) Apply(ctx context.Context, recs []Record, claim func(context.
 			}
 		}
 		c = Counts{}
-		b := &batch{r: r, ctx: ctx, tx: tx, g: r.graph.Begin(ctx, tx), w: r.writer, now: r.now().UnixMilli()}
+		b := &batch{r: r, ctx: ctx, tx: tx, g: r.graph.Begin(ctx, tx), w: r.writer, now: r.now().UnixMilli(),
+			history: r.NoHistory == nil || !r.NoHistory()}
 		if err := b.prepare(recs, &c); err != nil {
 			return err
 		}
@@ -140,6 +143,8 @@ type batch struct {
 	g   *identity.Tx
 	w   *profile.Writer
 	now int64
+	// history: events go to the profiles' history.
+	history bool
 }
 
 // prepare decodes recs and looks up, in a few queries, every identifier
@@ -220,7 +225,9 @@ func (b *batch) apply(p *parsed) (Counts, error) {
 	if err != nil {
 		return c, err
 	}
-	b.w.Event(user, ev.At, received, rec.Source, msgID, rec.JSON)
+	if b.history {
+		b.w.Event(user, ev.At, received, rec.Source, msgID, rec.JSON)
+	}
 	typ, _ := doc["type"].(string)
 	traits, _ := doc["traits"].(map[string]any)
 	src := profile.TraitSource{At: ev.At, MessageID: ev.MessageID, SourceID: ev.SourceID}
@@ -242,7 +249,9 @@ func (b *batch) apply(p *parsed) (Counts, error) {
 			if err := b.w.Traits(account, traits, src); err != nil {
 				return c, err
 			}
-			b.w.Event(account, ev.At, received, rec.Source, msgID, rec.JSON)
+			if b.history {
+				b.w.Event(account, ev.At, received, rec.Source, msgID, rec.JSON)
+			}
 		}
 		b.w.Link(user, account, b.now)
 	}

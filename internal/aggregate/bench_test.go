@@ -24,8 +24,8 @@ import (
 
 // resolveCPUProfile, when set, is where BenchmarkResolve writes a CPU
 // profile of its timed part only (not the warm-up or the generation of
-// events; the last iteration's), one file per engine: <path>.sqlite and
-// <path>.postgres. Use it instead of -cpuprofile, which would mostly
+// events; the last iteration's), one file per engine: <path>.sqlite-history, <path>.sqlite-no-history and
+// the postgres ones. Use it instead of -cpuprofile, which would mostly
 // profile the warm-up: go test ./internal/aggregate/ -run XXX -bench
 // BenchmarkResolve -benchtime 1x -resolve.cpuprofile=/tmp/resolve.prof
 // (the package before the flag).
@@ -53,18 +53,26 @@ const (
 // events/cpu-s is per CPU-second of this process (resolver, SQLite, GC);
 // on PostgreSQL, events/cpu-s-with-server adds the CPU of the server
 // backends the store's connections use.
+//
+// Each engine runs twice: with the event history (the default), and
+// without it (profiles.history: false), which is identity resolution with
+// traits, links and metadata alone.
 func BenchmarkResolve(b *testing.B) {
-	b.Run("sqlite", func(b *testing.B) { benchResolve(b, "sqlite", benchSQLite(b), nil) })
-	b.Run("postgres", func(b *testing.B) {
-		db, server := benchPostgres(b)
-		benchResolve(b, "postgres", db, server)
-	})
+	for _, history := range []bool{true, false} {
+		name := map[bool]string{true: "history", false: "no-history"}[history]
+		b.Run("sqlite/"+name, func(b *testing.B) { benchResolve(b, "sqlite/"+name, benchSQLite(b), nil, history) })
+		b.Run("postgres/"+name, func(b *testing.B) {
+			db, server := benchPostgres(b)
+			benchResolve(b, "postgres/"+name, db, server, history)
+		})
+	}
 }
 
-func benchResolve(b *testing.B, engine string, db *store.DB, server *pgBackends) {
+func benchResolve(b *testing.B, engine string, db *store.DB, server *pgBackends, history bool) {
 	ctx := context.Background()
 	rules := identity.DefaultRules()
 	r := NewResolver(db, func() *identity.Rules { return rules }, identity.Options{}, nil)
+	r.NoHistory = func() bool { return !history }
 	w := newWorkload(42, time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC))
 	var seq uint64
 	apply := func(recs []Record) (Counts, error) {
@@ -109,7 +117,7 @@ func benchResolve(b *testing.B, engine string, db *store.DB, server *pgBackends)
 		}
 		var stopProfile func()
 		if *resolveCPUProfile != "" {
-			stopProfile = startCPUProfile(b, *resolveCPUProfile+"."+engine)
+			stopProfile = startCPUProfile(b, *resolveCPUProfile+"."+strings.ReplaceAll(engine, "/", "-"))
 		}
 		b.StartTimer()
 		cpu0, srv0 := cpuTime(), server.sample()

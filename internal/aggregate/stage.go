@@ -28,6 +28,8 @@ type Options struct {
 	Rules func() *identity.Rules
 	// Retention returns how long the event history is kept. Default: 14 days.
 	Retention func() time.Duration
+	// NoHistory, when it returns true, keeps events out of the history.
+	NoHistory func() bool
 	// Cache sizes the identity graph's caches.
 	Cache identity.Options
 	// MaxBatchBytes bounds the processed bytes of one transaction.
@@ -72,7 +74,7 @@ func New(opts Options) *Stage {
 		opts.Now = time.Now
 	}
 	r := NewResolver(opts.DB, opts.Rules, opts.Cache, opts.Logger)
-	r.now = opts.Now
+	r.now, r.NoHistory = opts.Now, opts.NoHistory
 	return &Stage{opts: opts, resolver: r, m: newMetrics(opts.Registerer)}
 }
 

@@ -142,3 +142,19 @@ func TestTwoNodesApplyOnce(t *testing.T) {
 		t.Errorf("%d live profiles, want 4", n)
 	}
 }
+
+// TestNoHistory: with the history off, profiles still get identifiers and
+// traits, and no event is kept.
+func TestNoHistory(t *testing.T) {
+	db := storetest.SQLite(t)
+	f := newFixture(t, db, identity.Settings{})
+	f.res.NoHistory = func() bool { return true }
+	f.apply(f.rec("identify", `"anonymousId":"a-nh","userId":"u-nh","traits":{"plan":"pro"}`), f.rec("track", `"userId":"u-nh","event":"E"`))
+	f.same("user_id:u-nh", "anonymous_id:a-nh")
+	if n := count(t, db, `SELECT COUNT(*) FROM profile_events`); n != 0 {
+		t.Errorf("%d history events with the history off", n)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM profile_traits`); n != 1 {
+		t.Errorf("%d trait documents, want 1", n)
+	}
+}

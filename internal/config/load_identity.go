@@ -18,7 +18,7 @@ import (
 var (
 	identityFields   = []string{"identifiers", "blocked_values", "blocked_patterns", "max_merges", "max_mappings"}
 	identifierFields = []string{"type", "limit", "frame", "priority", "blocked_values", "blocked_patterns", "collection"}
-	profilesFields   = []string{"space_id", "access_token", "events_retention", "rate_limit"}
+	profilesFields   = []string{"space_id", "access_token", "events_retention", "rate_limit", "history"}
 )
 
 // newConfig is the Config of a file that declares nothing: every default.
@@ -157,6 +157,10 @@ func (l *loader) profiles(path string, n *yaml.Node) Profiles {
 			}
 		case "rate_limit":
 			p.RateLimit, _ = l.number(fp, v)
+		case "history":
+			if b, ok := l.boolean(fp, v); ok {
+				p.NoHistory = !b
+			}
 		}
 	})
 	for _, fe := range p.validate(path) {

@@ -102,6 +102,8 @@ func TestParseProfilesDefaults(t *testing.T) {
 		{"profiles: {space_id: Prod_2-a}\n", Profiles{SpaceID: "Prod_2-a", EventRetention: DefaultEventRetention}},
 		{"profiles: {events_retention: 1h, rate_limit: 0.5}\n", Profiles{SpaceID: DefaultProfileSpace, EventRetention: time.Hour, RateLimit: 0.5}},
 		{"profiles: {events_retention: 9600h, rate_limit: 100000}\n", Profiles{SpaceID: DefaultProfileSpace, EventRetention: 9600 * time.Hour, RateLimit: 100000}},
+		{"profiles: {history: false}\n", Profiles{SpaceID: DefaultProfileSpace, EventRetention: DefaultEventRetention, NoHistory: true}},
+		{"profiles: {history: true}\n", def},
 		{"profiles: {space_id: " + strings.Repeat("s", 64) + "}\n", Profiles{SpaceID: strings.Repeat("s", 64), EventRetention: DefaultEventRetention}},
 	} {
 		t.Run(tc.text, func(t *testing.T) {

@@ -231,6 +231,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Log: s.log, DB: s.db,
 		Rules:      func() *identity.Rules { return s.manager.Current().Identity },
 		Retention:  func() time.Duration { return s.manager.Current().Profiles.EventRetention },
+		NoHistory:  func() bool { return s.manager.Current().Profiles.NoHistory },
 		Registerer: reg, Logger: opts.Logger.With("component", "aggregate"),
 	})
 	s.appender = stream.NewAppender(s.log.JetStream(), stream.AppenderOptions{Registerer: reg})
