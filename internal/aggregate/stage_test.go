@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/aggregate/identity"
+	"github.com/confluxcdp/conflux/internal/aggregate/profile"
 	"github.com/confluxcdp/conflux/internal/event"
 	"github.com/confluxcdp/conflux/internal/store"
 	"github.com/confluxcdp/conflux/internal/store/storetest"
@@ -94,23 +95,35 @@ func TestStageAppliesOnceAcrossRestarts(t *testing.T) {
 	}
 }
 
-// TestPrune deletes history past the retention and keeps the rest.
+// TestPrune deletes history past the retention and keeps the rest; a
+// profile whose whole history went keeps its last event in its metadata.
 func TestPrune(t *testing.T) {
-	db := storetest.SQLite(t)
-	f := newFixture(t, db, identity.Settings{})
-	old := time.Now().Add(-20 * 24 * time.Hour).Format(time.RFC3339)
-	recent := time.Now().Format(time.RFC3339)
-	f.apply(f.rec("track", `"userId":"u-prune","event":"Old","receivedAt":"`+old+`"`),
-		f.rec("track", `"userId":"u-prune","event":"New","receivedAt":"`+recent+`"`))
-	s := New(Options{DB: db, Rules: identity.DefaultRules, PruneEvery: 10 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.prune(ctx)
-	for deadline := time.Now().Add(5 * time.Second); count(t, db, `SELECT COUNT(*) FROM profile_events`) != 1; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d history events after pruning, want 1", count(t, db, `SELECT COUNT(*) FROM profile_events`))
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, identity.Settings{})
+		old := time.Now().Add(-20 * 24 * time.Hour).Format(time.RFC3339)
+		recent := time.Now().Format(time.RFC3339)
+		f.apply(f.rec("track", `"userId":"u-prune","event":"Old","receivedAt":"`+old+`"`),
+			f.rec("track", `"userId":"u-prune","event":"New","receivedAt":"`+recent+`"`),
+			f.rec("track", `"userId":"u-idle","event":"First","receivedAt":"`+old+`"`),
+			f.rec("track", `"userId":"u-idle","event":"Last","receivedAt":"`+old+`"`))
+		s := New(Options{DB: db, Rules: identity.DefaultRules, PruneEvery: 10 * time.Millisecond})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go s.prune(ctx)
+		for deadline := time.Now().Add(5 * time.Second); count(t, db, `SELECT COUNT(*) FROM profile_events`) != 1; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d history events after pruning, want 1", count(t, db, `SELECT COUNT(*) FROM profile_events`))
+			}
 		}
-	}
+		cancel()
+		meta, err := profile.NewReader(db).Metadata(context.Background(), f.profile("user_id:u-idle"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if meta.FirstMessageID != "m0003" || meta.LastMessageID != "m0004" {
+			t.Errorf("idle profile after pruning: first %q last %q, want m0003 and m0004", meta.FirstMessageID, meta.LastMessageID)
+		}
+	})
 }
 
 // TestTwoNodesApplyOnce runs two stages on one PostgreSQL store and one
