@@ -42,8 +42,9 @@ const (
 	apiRequests     = 5000
 	apiWarmRequests = 500
 	// apiBuildVersion changes when the generated data does, to rebuild
-	// the cached SQLite file.
-	apiBuildVersion = 1
+	// the cached SQLite file (2: one traits document per profile, events
+	// with their source and message ids).
+	apiBuildVersion = 2
 	// apiCacheFor is how long a cached SQLite file is used: its events
 	// span the week before it was built, and must stay in the space's
 	// 14-day retention to be listed.
@@ -501,15 +502,25 @@ func splitmix(x uint64) uint64 {
 	return x ^ (x >> 31)
 }
 
+// benchTrait is one key of a profile's traits document, as the stage
+// stores it (profile's storedTrait).
+type benchTrait struct {
+	V json.RawMessage `json:"v"`
+	T int64           `json:"t"`
+	M string          `json:"m"`
+	S string          `json:"s"`
+}
+
 // profileTables generates what the aggregation stage would have written
 // for apiProfiles users, each first seen by an identify (its traits'
-// source) and then with apiEventsPer tracks over the week before built,
-// in time order across profiles as the stage appends them.
+// source, and the profile row's first and last event) and then with
+// apiEventsPer tracks over the week before built, in time order across
+// profiles as the stage appends them. The metadata's last event is the
+// newest track, from the history.
 func profileTables(built time.Time) []table {
 	week := built.Add(-7 * 24 * time.Hour).UnixMilli()
 	step := 7 * 24 * 3600 * 1000 / int64(apiProfiles*apiEventsPer)
 	eventAt := func(p, r int) int64 { return week + int64(r*apiProfiles+p-1)*step }
-	lastAt := func(p int) int64 { return eventAt(p, apiEventsPer-1) }
 	msg := func(p, r int) string { return fmt.Sprintf("%016x", splitmix(uint64(p)<<8|uint64(r))) }
 	const src = "web"
 	return []table{
@@ -517,7 +528,7 @@ func profileTables(built time.Time) []table {
 			"last_at", "last_message_id", "last_source_id"}, func(yield func([]any) bool) {
 			for p := 1; p <= apiProfiles; p++ {
 				pr := personOf(p, built)
-				if !yield([]any{p, "users", 0, pr.created, lastAt(p), pr.created, msg(p, 255), src, lastAt(p), msg(p, apiEventsPer-1), src}) {
+				if !yield([]any{p, "users", 0, pr.created, pr.created, pr.created, msg(p, 255), src, pr.created, msg(p, 255), src}) {
 					return
 				}
 			}
@@ -536,27 +547,34 @@ func profileTables(built time.Time) []table {
 				}
 			}
 		}},
-		{"profile_traits", []string{"profile_id", "key", "value", "ts", "message_id", "source_id"}, func(yield func([]any) bool) {
+		{"profile_traits", []string{"profile_id", "traits"}, func(yield func([]any) bool) {
+			doc := make(map[string]benchTrait, apiTraits)
 			for p := 1; p <= apiProfiles; p++ {
 				pr := personOf(p, built)
 				q := strconv.Quote
-				traits := [apiTraits][2]string{ // in key order, as the primary key
+				traits := [apiTraits][2]string{
 					{"company", q(benchCompany[p%len(benchCompany)])}, {"created_at", q(time.UnixMilli(pr.created).UTC().Format(time.RFC3339))},
 					{"email", q(pr.email)}, {"first_name", q(pr.first)}, {"last_name", q(pr.last)},
 					{"logins", strconv.Itoa(p % 97)}, {"name", q(pr.first + " " + pr.last)}, {"plan", q(benchPlans[p%len(benchPlans)])},
 				}
+				clear(doc)
 				for _, t := range traits {
-					if !yield([]any{p, t[0], t[1], pr.created, msg(p, 255), src}) {
-						return
-					}
+					doc[t[0]] = benchTrait{V: json.RawMessage(t[1]), T: pr.created, M: msg(p, 255), S: src}
+				}
+				b, err := json.Marshal(doc) // keys in order, as the stage writes it
+				if err != nil {
+					panic(err)
+				}
+				if !yield([]any{p, string(b)}) {
+					return
 				}
 			}
 		}},
-		{"profile_events", []string{"profile_id", "ts", "received_at", "body"}, func(yield func([]any) bool) {
+		{"profile_events", []string{"profile_id", "ts", "received_at", "source_id", "message_id", "body"}, func(yield func([]any) bool) {
 			for r := range apiEventsPer {
 				for p := 1; p <= apiProfiles; p++ {
 					at := eventAt(p, r)
-					if !yield([]any{p, at, at + 80, eventBody(p, r, at, personOf(p, built), msg(p, r))}) {
+					if !yield([]any{p, at, at + 80, src, msg(p, r), eventBody(p, r, at, personOf(p, built), msg(p, r))}) {
 						return
 					}
 				}
