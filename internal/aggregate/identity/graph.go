@@ -83,9 +83,10 @@ type Graph struct {
 	opts  Options
 	ids   map[idKey]ProfileID // 0: known to be absent
 	profs map[ProfileID]*profState
-	// newIDs are the identifiers gained in the current transaction, written
-	// at Flush (or before a merge moves identifiers in the store).
-	newIDs *store.Bulk
+	// newProfiles and newIDs are the profiles created and the identifiers
+	// gained in the current transaction, written at Flush (or before the
+	// store is asked about them).
+	newProfiles, newIDs *store.Bulk
 }
 
 // profState is what the limits need of one profile.
@@ -109,6 +110,8 @@ func NewGraph(db *store.DB, rules func() *Rules, opts Options) *Graph {
 		opts.CachedProfiles = 100_000
 	}
 	g := &Graph{db: db, rules: rules, opts: opts,
+		newProfiles: db.NewBulk("profiles", `INSERT INTO profiles (id, collection, merges, created_at, updated_at,
+	first_at, first_message_id, first_source_id, last_at, last_message_id, last_source_id) VALUES `, `(?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)`, ``),
 		newIDs: db.NewBulk("profile identifiers", `INSERT INTO profile_ids (collection, type, value, profile_id, source_id, first_seen, created_at) VALUES `,
 			`(?, ?, ?, ?, ?, ?, ?)`, ``),
 	}
@@ -121,6 +124,7 @@ func NewGraph(db *store.DB, rules func() *Rules, opts Options) *Graph {
 func (g *Graph) Reset() {
 	g.ids = make(map[idKey]ProfileID)
 	g.profs = make(map[ProfileID]*profState)
+	g.newProfiles.Reset()
 	g.newIDs.Reset()
 }
 
@@ -131,6 +135,10 @@ type Tx struct {
 	tx  *sql.Tx
 	r   *Rules
 	db  *store.DB
+	// next is the id the next profile created gets; 0 until the first
+	// creation reads the highest one. The writer is alone (the stage's
+	// position claim serialises nodes), so ids are its to hand out.
+	next ProfileID
 }
 
 // Begin wraps tx, a transaction of the graph's store, for resolving.
@@ -169,50 +177,47 @@ func (t *Tx) lookup(coll string, id ID) (ProfileID, error) {
 
 // Prefetch looks up, in a few queries, every identifier of coll in ids
 // the cache does not hold, so that resolving a batch does not query once
-// per new identifier.
+// per new identifier. It asks by type (collection, type, value IN …), the
+// primary key's order, which both engines answer with index lookups.
 func (t *Tx) Prefetch(coll string, ids []ID) error {
-	const per = 300
-	var miss []ID
+	const per = 500
+	byType := map[string][]string{}
 	seen := map[idKey]bool{}
 	for _, id := range ids {
 		k := keyOf(coll, id)
 		if _, ok := t.g.ids[k]; !ok && !seen[k] {
 			seen[k] = true
-			miss = append(miss, id)
+			byType[id.Type] = append(byType[id.Type], id.Value)
 		}
 	}
-	if len(miss) > 0 {
+	if len(byType) > 0 {
 		if err := t.settle(); err != nil {
 			return err
 		}
 	}
-	for len(miss) > 0 {
-		chunk := miss[:min(per, len(miss))]
-		miss = miss[len(chunk):]
-		args := make([]any, 0, 1+3*len(chunk))
-		args = append(args, coll)
-		for _, id := range chunk {
-			t.g.remember(keyOf(coll, id), 0)
-			args = append(args, id.Type, id.Value)
-		}
-		q := `SELECT type, value, profile_id FROM profile_ids WHERE collection = ? AND (type, value) IN (VALUES ` +
-			strings.TrimSuffix(strings.Repeat(`(?, ?), `, len(chunk)), ", ") + `)`
-		rows, err := t.tx.QueryContext(t.ctx, t.db.Rebind(q), args...)
-		if err != nil {
-			return fmt.Errorf("looking up %d identifiers: %w", len(chunk), err)
-		}
-		for rows.Next() {
-			var id ID
-			var p ProfileID
-			if err := rows.Scan(&id.Type, &id.Value, &p); err != nil {
-				rows.Close()
-				return fmt.Errorf("looking up %d identifiers: %w", len(chunk), err)
+	for typ, values := range byType {
+		for len(values) > 0 {
+			chunk := values[:min(per, len(values))]
+			values = values[len(chunk):]
+			args := make([]any, 0, 2+len(chunk))
+			args = append(args, coll, typ)
+			for _, v := range chunk {
+				t.g.remember(keyOf(coll, ID{typ, v}), 0)
+				args = append(args, v)
 			}
-			t.g.remember(keyOf(coll, id), p)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("looking up %d identifiers: %w", len(chunk), err)
+			q := `SELECT value, profile_id FROM profile_ids WHERE collection = ? AND type = ? AND value IN (` +
+				strings.TrimSuffix(strings.Repeat(`?, `, len(chunk)), ", ") + `)`
+			if err := t.scan(q, args, func(rows *sql.Rows) error {
+				var v string
+				var p ProfileID
+				if err := rows.Scan(&v, &p); err != nil {
+					return err
+				}
+				t.g.remember(keyOf(coll, ID{typ, v}), p)
+				return nil
+			}); err != nil {
+				return fmt.Errorf("looking up %d identifiers of type %s: %w", len(chunk), typ, err)
+			}
 		}
 	}
 	return nil
@@ -343,8 +348,8 @@ func (t *Tx) state(p ProfileID) (*profState, error) {
 // settle writes the identifiers gained so far before the store is asked:
 // the cache may have evicted some, and the store must then know them.
 func (t *Tx) settle() error {
-	if t.g.newIDs.Len() == 0 {
-		return nil
+	if err := t.g.newProfiles.Flush(t.ctx, t.tx); err != nil {
+		return err
 	}
 	return t.g.newIDs.Flush(t.ctx, t.tx)
 }

@@ -179,15 +179,16 @@ func (t *Tx) fitLimits(ids []ID, _ int64) (keep, drop []ID) {
 }
 
 // create inserts a new profile, first and last seen at ev.
+// It is written at Flush.
 func (t *Tx) create(coll string, ev Event) (ProfileID, error) {
-	var p ProfileID
-	err := t.tx.QueryRowContext(t.ctx, t.db.Rebind(`INSERT INTO profiles
-	(collection, merges, created_at, updated_at, first_at, first_message_id, first_source_id, last_at, last_message_id, last_source_id)
-	VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-		coll, ev.Now, ev.Now, ev.At, ev.MessageID, ev.SourceID, ev.At, ev.MessageID, ev.SourceID).Scan(&p)
-	if err != nil {
-		return 0, fmt.Errorf("creating a %s profile for message %s: %w", coll, ev.MessageID, err)
+	if t.next == 0 {
+		if err := t.tx.QueryRowContext(t.ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM profiles`).Scan(&t.next); err != nil {
+			return 0, fmt.Errorf("reading the highest profile id: %w", err)
+		}
 	}
+	p := t.next
+	t.next++
+	t.g.newProfiles.Add(p, coll, ev.Now, ev.Now, ev.At, ev.MessageID, ev.SourceID, ev.At, ev.MessageID, ev.SourceID)
 	t.g.cacheState(p, &profState{})
 	return p, nil
 }
