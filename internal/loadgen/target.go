@@ -80,6 +80,8 @@ type ConfluxOptions struct {
 	ConfigPath string
 	// NoDeliveryMetrics turns the server's delivery metrics off.
 	NoDeliveryMetrics bool
+	// NoProfiles turns the server's identity resolution and profiles off.
+	NoProfiles bool
 	// Logger for the server. Default: discard.
 	Logger *slog.Logger
 }
@@ -104,7 +106,7 @@ func StartConflux(ctx context.Context, o ConfluxOptions) (*Target, error) {
 		}
 		return nil
 	}
-	srv, err := server.New(ctx, server.Options{Addr: "127.0.0.1:0", DataDir: dir, Fsync: o.Fsync, ConfigPath: o.ConfigPath, NoDeliveryMetrics: o.NoDeliveryMetrics, Logger: o.Logger})
+	srv, err := server.New(ctx, server.Options{Addr: "127.0.0.1:0", DataDir: dir, Fsync: o.Fsync, ConfigPath: o.ConfigPath, NoDeliveryMetrics: o.NoDeliveryMetrics, NoProfiles: o.NoProfiles, Logger: o.Logger})
 	if err != nil {
 		_ = cleanup()
 		return nil, fmt.Errorf("starting conflux: %w", err)

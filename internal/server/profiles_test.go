@@ -132,3 +132,25 @@ identity:
 		})
 	}
 }
+
+// TestNoProfiles: --no-profiles runs no aggregation stage and mounts no
+// Profile API; ingest and the rest work as before.
+func TestNoProfiles(t *testing.T) {
+	s := servertest.Start(t, server.Options{NoProfiles: true})
+	if got := send(t, s.URL, s.WriteKey, "/v1/identify", `{"userId":"u","traits":{"plan":"pro"}}`); got != 200 {
+		t.Fatalf("identify: %d", got)
+	}
+	req, _ := http.NewRequest("GET", s.URL+"/v1/spaces/default/collections/users/profiles/user_id:u/traits", nil)
+	req.SetBasicAuth(s.ProfileToken, "")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("Profile API with --no-profiles: %d, want 404", resp.StatusCode)
+	}
+	if _, ok := s.Metric(t, `conflux_aggregate_position`); ok {
+		t.Error("the aggregation stage's metrics are registered with --no-profiles")
+	}
+}

@@ -67,6 +67,9 @@ type Options struct {
 	// NoDeliveryMetrics turns the delivery metrics off (the API then
 	// answers zeros): for measuring what they cost.
 	NoDeliveryMetrics bool
+	// NoProfiles turns identity resolution and profiles off: no
+	// aggregation stage, no Profile API (delivery only).
+	NoProfiles bool
 	// MinFreeDisk is the free space below which ingest answers 503.
 	// Default: 256 MiB. Negative disables the check.
 	MinFreeDisk int64
@@ -227,13 +230,15 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Log: s.log, DB: s.db, Registry: registry, Workspace: s.manager.Current, Metrics: counting,
 		Registerer: reg, Logger: opts.Logger.With("component", "deliver"),
 	})
-	s.profiles = aggregate.New(aggregate.Options{
-		Log: s.log, DB: s.db,
-		Rules:      func() *identity.Rules { return s.manager.Current().Identity },
-		Retention:  func() time.Duration { return s.manager.Current().Profiles.EventRetention },
-		NoHistory:  func() bool { return s.manager.Current().Profiles.NoHistory },
-		Registerer: reg, Logger: opts.Logger.With("component", "aggregate"),
-	})
+	if !opts.NoProfiles {
+		s.profiles = aggregate.New(aggregate.Options{
+			Log: s.log, DB: s.db,
+			Rules:      func() *identity.Rules { return s.manager.Current().Identity },
+			Retention:  func() time.Duration { return s.manager.Current().Profiles.EventRetention },
+			NoHistory:  func() bool { return s.manager.Current().Profiles.NoHistory },
+			Registerer: reg, Logger: opts.Logger.With("component", "aggregate"),
+		})
+	}
 	s.appender = stream.NewAppender(s.log.JetStream(), stream.AppenderOptions{Registerer: reg})
 	gate := &diskGate{dir: opts.DataDir, min: opts.MinFreeDisk}
 
@@ -257,8 +262,10 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		p := s.manager.Current().Profiles
 		return profile.Space{ID: p.SpaceID, AccessToken: p.AccessToken.Value(), Retention: p.EventRetention, RateLimit: p.RateLimit}
 	}, func() *identity.Rules { return s.manager.Current().Identity }, opts.Logger.With("component", "profiles"))
-	profileAPI.Register(mux)
-	profileAPI.RegisterAdmin(mux, auth)
+	if !opts.NoProfiles {
+		profileAPI.Register(mux)
+		profileAPI.RegisterAdmin(mux, auth)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -338,7 +345,9 @@ func (s *Server) Run(ctx context.Context) error {
 	workers.Go(func() error { return s.process.Run(bg) })
 	workers.Go(func() error { return s.violations.Run(bg) })
 	workers.Go(func() error { return s.deliver.Run(bg) })
-	workers.Go(func() error { return s.profiles.Run(bg) })
+	if s.profiles != nil {
+		workers.Go(func() error { return s.profiles.Run(bg) })
+	}
 	workers.Go(func() error { return s.alerts.Run(bg) })
 
 	serveErr := make(chan error, 1)
@@ -407,6 +416,10 @@ func (s *Server) printBanner() {
 	if s.profileTokenStored {
 		token = s.ProfileSpace.AccessToken.Value()
 	}
-	fmt.Fprintf(w, "  profiles:       space %s (access token %s)\n", s.ProfileSpace.SpaceID, token)
+	if s.opts.NoProfiles {
+		fmt.Fprintf(w, "  profiles:       off (--no-profiles)\n")
+	} else {
+		fmt.Fprintf(w, "  profiles:       space %s (access token %s)\n", s.ProfileSpace.SpaceID, token)
+	}
 	fmt.Fprintf(w, "Try: curl -u %s: http://%s/v1/track -d '{\"userId\":\"u1\",\"event\":\"Hello\"}'\n", s.DefaultSource.WriteKey, s.Addr())
 }
