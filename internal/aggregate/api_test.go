@@ -147,6 +147,20 @@ func TestProfileAPI(t *testing.T) {
 			if n := len(body["data"].([]any)); n != 2 {
 				t.Errorf("include: %d events, want 2", n)
 			}
+			// A filtered page knows whether another match follows.
+			body = c.ok(base + "user_id:u-api/events?include=Home&limit=1")
+			if n, more := len(body["data"].([]any)), body["cursor"].(map[string]any)["has_more"]; n != 1 || more != false {
+				t.Errorf("include=Home&limit=1: %d events, has_more %v; want 1 and false", n, more)
+			}
+			body = c.ok(base + "user_id:u-api/events?include=identify&limit=1")
+			cur = body["cursor"].(map[string]any)
+			if cur["has_more"] != true {
+				t.Fatalf("include=identify&limit=1: %v", cur)
+			}
+			body = c.ok(base + "user_id:u-api/events?include=identify&limit=1&next=" + cur["next"].(string))
+			if n, more := len(body["data"].([]any)), body["cursor"].(map[string]any)["has_more"]; n != 1 || more != false {
+				t.Errorf("second identify page: %d events, has_more %v; want 1 and false", n, more)
+			}
 			body = c.ok(base + "user_id:u-api/events?exclude=identify")
 			if n := len(body["data"].([]any)); n != 4 {
 				t.Errorf("exclude identify: %d events, want 4", n)

@@ -121,11 +121,17 @@ func (r *Resolver) Apply(ctx context.Context, recs []Record, claim func(context.
 	clear(r.parsed)
 	r.parsed = r.parsed[:0]
 	if err != nil {
-		r.graph.Reset()
-		r.writer.Reset()
+		r.reset()
 		return Counts{}, err
 	}
 	return c, nil
+}
+
+// reset drops the caches and buffers: after a failed transaction, or
+// when another writer may have changed the store.
+func (r *Resolver) reset() {
+	r.graph.Reset()
+	r.writer.Reset()
 }
 
 // parsed is one event decoded, with its identifiers.
@@ -212,7 +218,9 @@ func (b *batch) apply(p *parsed) (Counts, error) {
 		if err != nil {
 			return c, err
 		}
-		ex.Users = append(slices.Clip(ex.Users), prev)
+		if !slices.Contains(ex.Users, prev) { // analytics.js aliases its own anonymousId
+			ex.Users = append(slices.Clip(ex.Users), prev)
+		}
 	}
 	if len(ex.Users) == 0 {
 		c.Unresolved++

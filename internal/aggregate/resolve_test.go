@@ -174,6 +174,15 @@ func TestResolveScenarios(t *testing.T) {
 			f.apply(f.rec("alias", `"previousId":"a-erin","userId":"u-erin","anonymousId":"a-erin2"`))
 			f.same("anonymous_id:a-erin", "user_id:u-erin", "anonymous_id:a-erin2")
 		})
+		t.Run("alias of its own anonymous id", func(t *testing.T) {
+			// analytics.js: alias(userId) sends previousId = its anonymousId.
+			f := newFixture(t, db, identity.Settings{})
+			c := f.apply(f.rec("alias", `"anonymousId":"a-self-alias","previousId":"a-self-alias","userId":"u-self-alias"`))
+			if c.Events != 1 || c.Created != 1 {
+				t.Errorf("alias: %v", c)
+			}
+			f.same("anonymous_id:a-self-alias", "user_id:u-self-alias")
+		})
 		t.Run("alias from an old user id merges when user_id allows two", func(t *testing.T) {
 			f := newFixture(t, db, identity.Settings{Identifiers: []identity.IdentifierRule{{Type: "user_id", Limit: 2}}})
 			f.apply(f.rec("identify", `"anonymousId":"a-old","userId":"u-old-id"`))

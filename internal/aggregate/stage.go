@@ -118,6 +118,9 @@ func (s *Stage) read(ctx context.Context) error {
 		return err
 	}
 	s.pos.Store(pos)
+	// Another node may have applied batches meanwhile: what the caches
+	// hold may be out of date.
+	s.resolver.reset()
 	r, err := s.opts.Log.ReadAlone(ctx, "conflux-aggregate", stream.ProcessedStream, pos+1)
 	if err != nil {
 		return err
@@ -128,6 +131,11 @@ func (s *Stage) read(ctx context.Context) error {
 		msgs, err := r.Next(ctx, s.opts.MaxBatchBytes, s.opts.Linger)
 		if err != nil {
 			return err
+		}
+		if want := s.pos.Load() + 1; msgs[0].Seq > want {
+			// The log's retention removed them before they were applied.
+			s.opts.Logger.Error("processed messages expired before they were applied to profiles", "from", want, "to", msgs[0].Seq-1)
+			s.m.expired.Add(float64(msgs[0].Seq - want))
 		}
 		recs = recs[:0]
 		for _, m := range msgs {
@@ -230,6 +238,7 @@ type metrics struct {
 	dropped  prometheus.Counter
 	capped   prometheus.Counter
 	pruned   prometheus.Counter
+	expired  prometheus.Counter
 	batch    prometheus.Histogram
 	lag      prometheus.Gauge
 	position prometheus.Gauge
@@ -246,6 +255,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "conflux_identity_dropped_identifiers_total", Help: "Identifiers left out of an event to keep a limit."}),
 		capped:  prometheus.NewCounter(prometheus.CounterOpts{Name: "conflux_identity_capped_total", Help: "Events kept from merging or adding identifiers by the per-profile caps."}),
 		pruned:  prometheus.NewCounter(prometheus.CounterOpts{Name: "conflux_profile_events_pruned_total", Help: "History events deleted past the retention."}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "conflux_aggregate_expired_messages_total",
+			Help: "Processed messages the log's retention removed before the aggregation stage applied them.",
+		}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "conflux_aggregate_batch_duration_seconds", Help: "Time to apply one batch of processed messages.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
@@ -254,7 +267,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		position: prometheus.NewGauge(prometheus.GaugeOpts{Name: "conflux_aggregate_position", Help: "Last processed sequence applied to profiles."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.created, m.merges, m.dropped, m.capped, m.pruned, m.batch, m.lag, m.position)
+		reg.MustRegister(m.events, m.created, m.merges, m.dropped, m.capped, m.pruned, m.expired, m.batch, m.lag, m.position)
 	}
 	return m
 }

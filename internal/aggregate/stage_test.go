@@ -123,6 +123,9 @@ func TestPrune(t *testing.T) {
 		if meta.FirstMessageID != "m0003" || meta.LastMessageID != "m0004" {
 			t.Errorf("idle profile after pruning: first %q last %q, want m0003 and m0004", meta.FirstMessageID, meta.LastMessageID)
 		}
+		if oldAt, _ := time.Parse(time.RFC3339, old); meta.UpdatedAt.Before(oldAt) {
+			t.Errorf("idle profile after pruning: updated_at %v, before its last event's arrival %v", meta.UpdatedAt, oldAt)
+		}
 	})
 }
 
@@ -170,4 +173,33 @@ func TestNoHistory(t *testing.T) {
 	if n := count(t, db, `SELECT COUNT(*) FROM profile_traits`); n != 1 {
 		t.Errorf("%d trait documents, want 1", n)
 	}
+}
+
+// TestFailedBatchAppliesNothing: a batch that fails part way (here, a
+// stored traits document that does not decode) leaves nothing behind, and
+// once the cause is gone the same batch is applied once.
+func TestFailedBatchAppliesNothing(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, identity.Settings{})
+		f.apply(f.rec("identify", `"userId":"u-fail","traits":{"plan":"free"}`))
+		p := f.profile("user_id:u-fail")
+		if _, err := db.SQL().Exec(db.Rebind(`UPDATE profile_traits SET traits = 'not json' WHERE profile_id = ?`), p); err != nil {
+			t.Fatal(err)
+		}
+		batch := []Record{f.rec("track", `"userId":"u-fail","event":"E"`), f.rec("identify", `"userId":"u-fail","traits":{"plan":"pro"}`),
+			f.rec("group", `"userId":"u-fail","groupId":"g-fail"`)}
+		if _, err := f.res.Apply(context.Background(), batch, nil); err == nil {
+			t.Fatal("a batch over a broken traits document applied")
+		}
+		if _, err := db.SQL().Exec(db.Rebind(`UPDATE profile_traits SET traits = '{}' WHERE profile_id = ?`), p); err != nil {
+			t.Fatal(err)
+		}
+		f.apply(batch...)
+		if n := count(t, db, `SELECT COUNT(*) FROM profile_events`); n != 5 {
+			t.Errorf("%d history events, want 5 (the first event, then the batch once: the group call is in the user's and the account's)", n)
+		}
+		if n := count(t, db, `SELECT COUNT(*) FROM profile_links`); n != 1 {
+			t.Errorf("%d links, want 1", n)
+		}
+	})
 }

@@ -31,7 +31,7 @@ func (t *Tx) AliasID(prev string) (ID, error) {
 // ids must not be empty.
 func (t *Tx) Resolve(coll string, ids []ID, ev Event) (Resolution, error) {
 	var res Resolution
-	ids = slices.Clone(ids)
+	ids = unique(ids)
 	t.r.sort(ids)
 	for {
 		matched := make([]ProfileID, len(ids))
@@ -179,7 +179,9 @@ func (t *Tx) fitLimits(ids []ID, _ int64) (keep, drop []ID) {
 }
 
 // create inserts a new profile, first and last seen at ev.
-// It is written at Flush.
+// It is written at Flush. The id is the writer's (the highest plus one):
+// on PostgreSQL the column's sequence is not used, and nothing else may
+// insert profiles through it.
 func (t *Tx) create(coll string, ev Event) (ProfileID, error) {
 	if t.next == 0 {
 		if err := t.tx.QueryRowContext(t.ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM profiles`).Scan(&t.next); err != nil {
@@ -252,4 +254,15 @@ func (t *Tx) merge(coll string, into ProfileID, ist *profState, from ProfileID, 
 	ist.merges += fst.merges + 1
 	delete(t.g.profs, from)
 	return nil
+}
+
+// unique returns a copy of ids without repeats, in order.
+func unique(ids []ID) []ID {
+	out := make([]ID, 0, len(ids))
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -327,36 +327,50 @@ func (a *API) events(req *request) (any, error) {
 	rules := a.rules()
 	data := []map[string]any{}
 	more := false
-	var last *StoredEvent
-	// include and exclude filter by event name after reading, so a page
-	// may take more than one read to fill.
-	for len(data) < limit {
+	// include and exclude filter by event name after reading. A page reads
+	// on until it has limit events and knows whether one more follows, or
+	// has scanned maxEventScan events: then it stops where it is, with a
+	// cursor to go on from there.
+	const maxEventScan = 2000
+	if len(include)+len(exclude) > 0 {
+		q.Limit = max(limit, 100) // read in larger pages when most may be filtered out
+	}
+	scanned := 0
+	var cur *StoredEvent // the cursor: the last event returned or scanned
+scan:
+	for {
 		page, pageMore, err := a.reader.Events(req.r.Context(), req.profile, q)
 		if err != nil {
 			return nil, err
 		}
 		for i := range page {
 			e := &page[i]
-			last = e
 			item, name := eventItem(e.Body, rules)
-			item["source_id"] = e.SourceID
 			if (len(include) > 0 && !slices.Contains(include, name)) || slices.Contains(exclude, name) {
+				scanned++
+				q.After = e
+				if scanned >= maxEventScan {
+					cur, more = e, true
+					break scan
+				}
 				continue
 			}
-			data = append(data, item)
 			if len(data) == limit {
-				more = pageMore || i < len(page)-1
-				break
+				more = true // one more matches: the page ends at the last one returned
+				break scan
 			}
+			item["source_id"] = e.SourceID
+			data = append(data, item)
+			cur, q.After = e, e
+			scanned++
 		}
-		if len(data) == limit || !pageMore {
+		if !pageMore {
 			break
 		}
-		q.After = last
 	}
 	next := ""
-	if last != nil {
-		next = encodeCursor(strconv.FormatInt(last.At, 10), strconv.FormatInt(last.Seq, 10))
+	if cur != nil {
+		next = encodeCursor(strconv.FormatInt(cur.At, 10), strconv.FormatInt(cur.Seq, 10))
 	}
 	return map[string]any{"data": data, "cursor": req.cursor(more, next, limit)}, nil
 }

@@ -58,9 +58,13 @@ func NewWriter(db *store.DB) *Writer {
 
 // Reset drops what is buffered (after a failed transaction).
 func (w *Writer) Reset() {
+	clear(w.events) // the bodies share their log messages' memory
 	w.events = w.events[:0]
 	clear(w.traits)
 	clear(w.links)
+	w.eventBulk.Reset()
+	w.traitBulk.Reset()
+	w.linkBulk.Reset()
 }
 
 // Event adds an event (its stored JSON, from source src) to profile p's
@@ -129,30 +133,34 @@ func (w *Writer) Merge(ctx context.Context, tx *sql.Tx, coll string, into, from 
 	return nil
 }
 
-// Flush writes what is buffered in tx and empties the buffers.
+// Flush writes what is buffered in tx and empties the buffers. On error
+// the transaction must be dropped, and Reset called.
 func (w *Writer) Flush(ctx context.Context, tx *sql.Tx) error {
+	if err := w.flushTraits(ctx, tx); err != nil {
+		return err
+	}
 	for _, e := range w.events {
 		w.eventBulk.Add(e.profile, e.at, e.receivedAt, e.source, e.msgID, e.body)
+	}
+	if err := w.eventBulk.Flush(ctx, tx); err != nil {
+		return err
 	}
 	for l, at := range w.links {
 		w.linkBulk.Add(l.user, l.account, at)
 	}
-	if err := w.flushTraits(ctx, tx); err != nil {
+	if err := w.linkBulk.Flush(ctx, tx); err != nil {
 		return err
 	}
 	w.Reset()
-	for _, b := range []*store.Bulk{w.eventBulk, w.linkBulk} {
-		if err := b.Flush(ctx, tx); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
 // Prune deletes up to limit history events received before cutoff, oldest
 // first, and returns how many it deleted. The history is appended in
-// arrival order, so the oldest are the lowest sequences. A profile whose
-// whole history goes keeps its last event in its row, for the metadata.
+// arrival order, so the oldest are the lowest sequences. Each profile
+// keeps, in its row, the newest of its pruned events when it is newer
+// than the one kept before, so that metadata still knows a profile's last
+// event once its history is gone.
 func Prune(ctx context.Context, db *store.DB, cutoff time.Time, limit int) (int64, error) {
 	var n int64
 	err := db.InTx(ctx, func(tx *sql.Tx) error {
@@ -161,12 +169,15 @@ func Prune(ctx context.Context, db *store.DB, cutoff time.Time, limit int) (int6
 	WHERE received_at < ?`), limit, cutoff.UnixMilli()).Scan(&top); err != nil || !top.Valid {
 			return err
 		}
-		// The newest pruned event of each profile left with none.
-		if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE profiles SET last_at = e.ts, last_source_id = e.source_id, last_message_id = e.message_id
-	FROM (SELECT profile_id, ts, source_id, message_id FROM profile_events p WHERE seq <= ? AND received_at < ?
-	      AND NOT EXISTS (SELECT 1 FROM profile_events n WHERE n.profile_id = p.profile_id AND (n.seq > ? OR n.received_at >= ?))
-	      AND NOT EXISTS (SELECT 1 FROM profile_events o WHERE o.profile_id = p.profile_id AND o.seq <= ? AND (o.ts > p.ts OR (o.ts = p.ts AND o.seq > p.seq)))) AS e
-	WHERE profiles.id = e.profile_id AND e.ts >= profiles.last_at`), top.Int64, cutoff.UnixMilli(), top.Int64, cutoff.UnixMilli(), top.Int64); err != nil {
+		// The newest pruned event of each profile (by event time, then
+		// arrival), where it is newer than the profile's kept one.
+		if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE profiles SET last_at = e.ts, last_source_id = e.source_id, last_message_id = e.message_id,
+	updated_at = CASE WHEN e.received_at > profiles.updated_at THEN e.received_at ELSE profiles.updated_at END
+	FROM (SELECT profile_id, ts, received_at, source_id, message_id FROM profile_events p WHERE seq <= ? AND received_at < ?
+	      AND NOT EXISTS (SELECT 1 FROM profile_events o WHERE o.profile_id = p.profile_id AND o.seq <= ? AND o.received_at < ?
+	                      AND (o.ts > p.ts OR (o.ts = p.ts AND o.seq > p.seq)))) AS e
+	WHERE profiles.id = e.profile_id AND e.ts >= profiles.last_at`),
+			top.Int64, cutoff.UnixMilli(), top.Int64, cutoff.UnixMilli()); err != nil {
 			return fmt.Errorf("keeping the last events of pruned profiles: %w", err)
 		}
 		res, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM profile_events WHERE seq <= ? AND received_at < ?`), top.Int64, cutoff.UnixMilli())
