@@ -288,17 +288,8 @@ func (t *Tx) PrefetchStates(ps []ProfileID) error {
 }
 
 func (t *Tx) scan(q string, args []any, row func(*sql.Rows) error) error {
-	rows, err := t.tx.QueryContext(t.ctx, t.db.Rebind(q), args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := row(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	_, err := store.Query(t.ctx, t.tx, t.db.Rebind(q), args, func(rows *sql.Rows) (struct{}, error) { return struct{}{}, row(rows) })
+	return err
 }
 
 func (g *Graph) remember(k idKey, p ProfileID) {

@@ -72,28 +72,26 @@ func (r *Reader) ExternalIDs(ctx context.Context, coll string, p identity.Profil
 	}
 	q += ` ORDER BY created_at DESC, type, value LIMIT ?`
 	args = append(args, limit+1)
-	rows, err := r.db.SQL().QueryContext(ctx, r.db.Rebind(q), args...)
+	out, err := store.Query(ctx, r.db.SQL(), r.db.Rebind(q), args, func(rows *sql.Rows) (ExternalID, error) {
+		e := ExternalID{Collection: coll, Encoding: "none"}
+		var at int64
+		err := rows.Scan(&e.Type, &e.ID, &e.SourceID, &at)
+		e.CreatedAt = time.UnixMilli(at).UTC()
+		return e, err
+	})
 	if err != nil {
 		return nil, false, fmt.Errorf("reading identifiers of profile %s: %w", p, err)
 	}
-	defer rows.Close()
-	var out []ExternalID
-	for rows.Next() {
-		e := ExternalID{Collection: coll, Encoding: "none"}
-		var at int64
-		if err := rows.Scan(&e.Type, &e.ID, &e.SourceID, &at); err != nil {
-			return nil, false, fmt.Errorf("reading identifiers of profile %s: %w", p, err)
-		}
-		e.CreatedAt = time.UnixMilli(at).UTC()
-		out = append(out, e)
+	return page(out, limit)
+}
+
+// page splits the limit+1 rows a list query read into a page and whether
+// more follow.
+func page[T any](rows []T, limit int) ([]T, bool, error) {
+	if len(rows) > limit {
+		return rows[:limit], true, nil
 	}
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("reading identifiers of profile %s: %w", p, err)
-	}
-	if len(out) > limit {
-		return out[:limit], true, nil
-	}
-	return out, false, nil
+	return rows, false, nil
 }
 
 // StoredEvent is one event of a profile's history.
@@ -116,42 +114,31 @@ type EventQuery struct {
 
 // Events returns a page of p's history.
 func (r *Reader) Events(ctx context.Context, p identity.ProfileID, q EventQuery) ([]StoredEvent, bool, error) {
-	sql := `SELECT seq, ts, source_id, body FROM profile_events WHERE profile_id = ? AND ts >= ? AND ts <= ?`
+	query := `SELECT seq, ts, source_id, body FROM profile_events WHERE profile_id = ? AND ts >= ? AND ts <= ?`
 	args := []any{p, q.From.UnixMilli(), q.To.UnixMilli()}
 	order := ` ORDER BY ts DESC, seq DESC`
 	if q.After != nil {
 		if q.Asc {
-			sql += ` AND (ts > ? OR (ts = ? AND seq > ?))`
+			query += ` AND (ts > ? OR (ts = ? AND seq > ?))`
 		} else {
-			sql += ` AND (ts < ? OR (ts = ? AND seq < ?))`
+			query += ` AND (ts < ? OR (ts = ? AND seq < ?))`
 		}
 		args = append(args, q.After.At, q.After.At, q.After.Seq)
 	}
 	if q.Asc {
 		order = ` ORDER BY ts, seq`
 	}
-	sql += order + ` LIMIT ?`
+	query += order + ` LIMIT ?`
 	args = append(args, q.Limit+1)
-	rows, err := r.db.SQL().QueryContext(ctx, r.db.Rebind(sql), args...)
+	out, err := store.Query(ctx, r.db.SQL(), r.db.Rebind(query), args, func(rows *sql.Rows) (StoredEvent, error) {
+		var e StoredEvent
+		err := rows.Scan(&e.Seq, &e.At, &e.SourceID, &e.Body)
+		return e, err
+	})
 	if err != nil {
 		return nil, false, fmt.Errorf("reading events of profile %s: %w", p, err)
 	}
-	defer rows.Close()
-	var out []StoredEvent
-	for rows.Next() {
-		var e StoredEvent
-		if err := rows.Scan(&e.Seq, &e.At, &e.SourceID, &e.Body); err != nil {
-			return nil, false, fmt.Errorf("reading events of profile %s: %w", p, err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("reading events of profile %s: %w", p, err)
-	}
-	if len(out) > q.Limit {
-		return out[:q.Limit], true, nil
-	}
-	return out, false, nil
+	return page(out, q.Limit)
 }
 
 // Metadata is a profile's metadata in the Profile API's shape.
@@ -204,26 +191,15 @@ func (r *Reader) Links(ctx context.Context, coll string, p identity.ProfileID, a
 	if coll == identity.Accounts {
 		q = `SELECT user_id FROM profile_links WHERE account_id = ? AND user_id > ? ORDER BY user_id LIMIT ?`
 	}
-	rows, err := r.db.SQL().QueryContext(ctx, r.db.Rebind(q), p, after, limit+1)
+	out, err := store.Query(ctx, r.db.SQL(), r.db.Rebind(q), []any{p, after, limit + 1}, func(rows *sql.Rows) (identity.ProfileID, error) {
+		var id identity.ProfileID
+		err := rows.Scan(&id)
+		return id, err
+	})
 	if err != nil {
 		return nil, false, fmt.Errorf("reading links of profile %s: %w", p, err)
 	}
-	defer rows.Close()
-	var out []identity.ProfileID
-	for rows.Next() {
-		var id identity.ProfileID
-		if err := rows.Scan(&id); err != nil {
-			return nil, false, fmt.Errorf("reading links of profile %s: %w", p, err)
-		}
-		out = append(out, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("reading links of profile %s: %w", p, err)
-	}
-	if len(out) > limit {
-		return out[:limit], true, nil
-	}
-	return out, false, nil
+	return page(out, limit)
 }
 
 // Survivor returns the live profile p is (p itself) or was merged into.
@@ -256,25 +232,21 @@ type MergeRecord struct {
 // Merges returns the merges into p (and into the profiles merged into it),
 // newest first, up to limit.
 func (r *Reader) Merges(ctx context.Context, p identity.ProfileID, limit int) ([]MergeRecord, error) {
-	rows, err := r.db.SQL().QueryContext(ctx, r.db.Rebind(`SELECT into_id, from_id, message_id, source_id, id_type, id_value, at FROM profile_merges
-	WHERE into_id = ? OR into_id IN (SELECT id FROM profiles WHERE merged_into = ?) ORDER BY id DESC LIMIT ?`), p, p, limit)
+	out, err := store.Query(ctx, r.db.SQL(), r.db.Rebind(`SELECT into_id, from_id, message_id, source_id, id_type, id_value, at FROM profile_merges
+	WHERE into_id = ? OR into_id IN (SELECT id FROM profiles WHERE merged_into = ?) ORDER BY id DESC LIMIT ?`), []any{p, p, limit},
+		func(rows *sql.Rows) (MergeRecord, error) {
+			var into, from identity.ProfileID
+			var m MergeRecord
+			var typ, val string
+			var at int64
+			err := rows.Scan(&into, &from, &m.MessageID, &m.SourceID, &typ, &val, &at)
+			m.Into, m.From, m.Identifier, m.At = into.String(), from.String(), typ+":"+val, time.UnixMilli(at).UTC()
+			return m, err
+		})
 	if err != nil {
 		return nil, fmt.Errorf("reading merges of profile %s: %w", p, err)
 	}
-	defer rows.Close()
-	var out []MergeRecord
-	for rows.Next() {
-		var into, from identity.ProfileID
-		var m MergeRecord
-		var typ, val string
-		var at int64
-		if err := rows.Scan(&into, &from, &m.MessageID, &m.SourceID, &typ, &val, &at); err != nil {
-			return nil, fmt.Errorf("reading merges of profile %s: %w", p, err)
-		}
-		m.Into, m.From, m.Identifier, m.At = into.String(), from.String(), typ+":"+val, time.UnixMilli(at).UTC()
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func placeholders(n int) string {
