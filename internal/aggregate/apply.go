@@ -69,7 +69,6 @@ type Resolver struct {
 	writer *profile.Writer
 	logger *slog.Logger
 	now    func() time.Time
-	want   func(string) bool
 	// NoHistory, when it returns true, keeps events out of the history.
 	NoHistory func() bool
 	// parsed is the current batch's events, reused.
@@ -81,11 +80,7 @@ func NewResolver(db *store.DB, rules func() *identity.Rules, opts identity.Optio
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	fields := append(slices.Clone(identity.ExtractFields), "timestamp", "messageId", "receivedAt")
-	return &Resolver{
-		db: db, graph: identity.NewGraph(db, rules, opts), writer: profile.NewWriter(db), logger: logger, now: time.Now,
-		want: func(k string) bool { return slices.Contains(fields, k) },
-	}
+	return &Resolver{db: db, graph: identity.NewGraph(db, rules, opts), writer: profile.NewWriter(db), logger: logger, now: time.Now}
 }
 
 // Apply applies recs in one transaction. claim, if set, runs in it
@@ -159,7 +154,7 @@ func (b *batch) prepare(recs []Record, c *Counts) error {
 	rules := b.g.Rules()
 	var users, accounts []identity.ID
 	for _, rec := range recs {
-		doc, _, err := event.DecodeSelected(rec.JSON, b.r.want)
+		doc, err := rules.Decode(rec.JSON)
 		if err != nil {
 			b.r.logger.Warn("processed event not decodable; not applied to profiles", "source", rec.Source, "err", err)
 			c.Invalid++

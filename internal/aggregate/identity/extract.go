@@ -1,7 +1,9 @@
 package identity
 
 import (
+	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/confluxcdp/conflux/internal/event"
@@ -28,9 +30,54 @@ type Extracted struct {
 	PreviousID string
 }
 
-// ExtractFields are the top-level fields [Extract] reads, so that a caller
-// may decode only those.
-var ExtractFields = []string{"type", "userId", "anonymousId", "previousId", "groupId", "traits", "properties", "context", "integrations"}
+// decodeFields are the top-level fields [Rules.Decode] decodes: what
+// Extract reads, and the event's time and ids for the profile store.
+var decodeFields = []string{"type", "userId", "anonymousId", "previousId", "groupId", "traits", "integrations",
+	"timestamp", "messageId", "receivedAt"}
+
+// contextKeys are the keys of context that Extract reads.
+var contextKeys = []string{"device", "traits", "externalIds", "integrations"}
+
+// Decode decodes what [Rules.Extract] and the profile store read of a
+// stored event. properties and context are decoded only when their bytes
+// may hold a key Extract reads (properties: email and the custom types;
+// context: device, traits, externalIds, integrations): most events carry
+// none, and their context (page, library, userAgent) is the bulk of them.
+func (r *Rules) Decode(rec []byte) (event.Doc, error) {
+	doc, m, err := event.DecodeSelected(rec, func(k string) bool { return slices.Contains(decodeFields, k) })
+	if err != nil {
+		return nil, err
+	}
+	decodeIf(doc, m, "properties", r.propertyKeys)
+	decodeIf(doc, m, "context", contextKeys)
+	return doc, nil
+}
+
+// decodeIf decodes the undecoded member key into doc when it may hold one
+// of keys.
+func decodeIf(doc event.Doc, m event.Members, key string, keys []string) {
+	raw, ok := m.Undecoded(key)
+	if !ok || !mayHold(raw, keys) {
+		return
+	}
+	if v, err := event.Decode(raw); err == nil {
+		doc[key] = v
+	}
+}
+
+// mayHold reports whether the JSON object raw may have a member named one
+// of keys, at any depth: a key is written as "key" unless escaped.
+func mayHold(raw []byte, keys []string) bool {
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return true
+	}
+	for _, k := range keys {
+		if bytes.Contains(raw, []byte(`"`+k+`"`)) {
+			return true
+		}
+	}
+	return false
+}
 
 // Extract returns the identifiers of doc (spec §6.1), without blocked
 // values, in priority order. A userId equal to the event's own anonymousId

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/confluxcdp/conflux/internal/event"
@@ -29,6 +30,15 @@ func FuzzExtract(f *testing.F) {
 			return
 		}
 		ex := rules.Extract(doc)
+		// Decode leaves out what cannot hold an identifier: extracting from
+		// it must find the same.
+		part, err := rules.Decode(b)
+		if err != nil {
+			t.Fatalf("Decode failed where event.Decode did not: %v", err)
+		}
+		if got := rules.Extract(part); !slices.Equal(got.Users, ex.Users) || !slices.Equal(got.Accounts, ex.Accounts) || got.PreviousID != ex.PreviousID {
+			t.Fatalf("from %s: Decode then Extract %+v, full decode %+v", b, got, ex)
+		}
 		for _, list := range [][]ID{ex.Users, ex.Accounts} {
 			for _, id := range list {
 				if id.Type == "" || id.Value == "" || rules.Blocked(id.Type, id.Value) {

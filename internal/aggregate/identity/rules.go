@@ -206,6 +206,8 @@ type Rules struct {
 	// custom are the configured types that are not default ones, by
 	// collection.
 	custom map[string][]string
+	// propertyKeys are the keys of properties Extract reads.
+	propertyKeys []string
 }
 
 // typeRule is one type's compiled rule.
@@ -252,6 +254,10 @@ func (s Settings) Compile() (*Rules, error) {
 		}
 		tr.blocked = lowerSet(ir.BlockedValues)
 		tr.patterns = mustCompile(ir.BlockedPatterns)
+	}
+	r.propertyKeys = []string{"email"}
+	for _, types := range r.custom {
+		r.propertyKeys = append(r.propertyKeys, types...)
 	}
 	return r, nil
 }
