@@ -403,6 +403,11 @@ func eventItem(body []byte, rules *identity.Rules) (map[string]any, string) {
 	case event.Alias:
 		item["previous_id"] = doc["previousId"]
 	}
+	for _, k := range []string{"properties", "traits"} {
+		if v, ok := item[k]; ok && v == nil {
+			item[k] = map[string]any{} // absent in the event: empty, as Segment shows it
+		}
+	}
 	if src, ok := doc["receivedAt"]; ok {
 		item["receipt_ts"] = src
 	}
