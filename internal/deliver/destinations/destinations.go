@@ -10,6 +10,7 @@ import (
 	"github.com/confluxcdp/conflux/internal/deliver/destinations/natsdest"
 	"github.com/confluxcdp/conflux/internal/deliver/destinations/redisstream"
 	"github.com/confluxcdp/conflux/internal/deliver/destinations/webhook"
+	"github.com/confluxcdp/conflux/internal/deliver/warehouse/postgres"
 )
 
 // Builtin returns a registry of every built-in destination type.
@@ -20,5 +21,6 @@ func Builtin() *deliver.Registry {
 		mixpanel.Type,
 		natsdest.Type,
 		redisstream.Type,
+		postgres.Type,
 	)
 }

@@ -31,15 +31,30 @@ type Loader struct {
 	tables map[string]map[string]warehouse.Type
 }
 
-// Open connects to the warehouse at url (a PostgreSQL connection string).
+// Open connects to the warehouse at url (a PostgreSQL connection string)
+// and checks that it answers.
 func Open(ctx context.Context, url string) (*Loader, error) {
-	pool, err := pgxpool.New(ctx, url)
+	l, err := New(url)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.pool.Ping(ctx); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("connecting to PostgreSQL warehouse: %w", err)
+	}
+	return l, nil
+}
+
+// New returns a loader of the warehouse at url without connecting: the
+// first load does.
+func New(url string) (*Loader, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("reading the PostgreSQL warehouse URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("opening PostgreSQL warehouse: %w", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("connecting to PostgreSQL warehouse: %w", err)
 	}
 	return &Loader{pool: pool, tables: map[string]map[string]warehouse.Type{}}, nil
 }

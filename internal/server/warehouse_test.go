@@ -1,0 +1,96 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/server"
+	"github.com/confluxcdp/conflux/internal/server/servertest"
+	"github.com/confluxcdp/conflux/internal/store/storetest"
+	"github.com/jackc/pgx/v5"
+)
+
+// TestWarehouseEndToEnd sends events through the Tracking API to a
+// PostgreSQL warehouse destination (interval 1s) and reads them back from
+// the machine's PostgreSQL: Segment's tables, columns and types, a new
+// property adding a column, and each event once.
+func TestWarehouseEndToEnd(t *testing.T) {
+	url := storetest.PostgresSchema(t) // skips or fails when there is no PostgreSQL
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	source := fmt.Sprintf("wh%d", time.Now().UnixNano())
+	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+source+` CASCADE`) })
+	cfg := filepath.Join(t.TempDir(), "conflux.yaml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, `
+sources:
+  - id: %s
+    write_key: warehouse-test-write-key-000000000
+destinations:
+  - id: dw
+    type: postgres
+    sources: [%s]
+    settings: {url: %q, interval: 1s}
+`, source, source, url), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := servertest.Start(t, server.Options{ConfigPath: cfg})
+	key := "warehouse-test-write-key-000000000"
+	for _, c := range []struct{ path, body string }{
+		{"/v1/track", `{"messageId":"w1","userId":"ada","event":"Order Completed","properties":{"revenue":19.5,"items":2,"coupon":"X"},"context":{"app":{"version":"1.2"}}}`},
+		{"/v1/track", `{"messageId":"w1","userId":"ada","event":"Order Completed","properties":{"revenue":19.5,"items":2,"coupon":"X"}}`},
+		{"/v1/identify", `{"messageId":"w2","userId":"ada","traits":{"email":"ada@example.com","plan":"pro"}}`},
+		{"/v1/page", `{"messageId":"w3","anonymousId":"an","name":"Home","properties":{"path":"/"}}`},
+	} {
+		if got := send(t, s.URL, key, c.path, c.body); got != 200 {
+			t.Fatalf("%s: %d", c.path, got)
+		}
+	}
+	count := func(table string) int {
+		var n int
+		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM `+source+`.`+table).Scan(&n); err != nil {
+			return -1
+		}
+		return n
+	}
+	wait := func(table string, n int) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); count(table) != n; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s.%s has %d rows, want %d", source, table, count(table), n)
+			}
+		}
+	}
+	wait("order_completed", 1) // the repeated messageId was a duplicate
+	wait("tracks", 1)
+	wait("identifies", 1)
+	wait("users", 1)
+	wait("pages", 1)
+	var revenue float64
+	var items int64
+	var version, plan string
+	if err := conn.QueryRow(t.Context(), `SELECT revenue, items, context_app_version FROM `+source+`.order_completed`).Scan(&revenue, &items, &version); err != nil {
+		t.Fatal(err)
+	}
+	if revenue != 19.5 || items != 2 || version != "1.2" {
+		t.Errorf("order_completed: %v %v %q", revenue, items, version)
+	}
+	if err := conn.QueryRow(t.Context(), `SELECT plan FROM `+source+`.users WHERE id = 'ada'`).Scan(&plan); err != nil || plan != "pro" {
+		t.Errorf("users: %q %v", plan, err)
+	}
+	// A new property: a new column, without a stop.
+	if got := send(t, s.URL, key, "/v1/track", `{"messageId":"w4","userId":"ada","event":"Order Completed","properties":{"revenue":5,"giftWrap":true}}`); got != 200 {
+		t.Fatal(got)
+	}
+	wait("order_completed", 2)
+	var gift bool
+	if err := conn.QueryRow(t.Context(), `SELECT gift_wrap FROM `+source+`.order_completed WHERE id = 'w4'`).Scan(&gift); err != nil || !gift {
+		t.Errorf("gift_wrap: %v %v", gift, err)
+	}
+}
