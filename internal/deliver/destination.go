@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/config"
+	"github.com/confluxcdp/conflux/internal/store"
 )
 
 // Event is one event on its way to one destination: its JSON as the
@@ -124,6 +125,9 @@ type Config struct {
 	HTTP *http.Client
 	// Logger is scoped to the destination.
 	Logger *slog.Logger
+	// DB is the state store, for destinations that keep a record of their
+	// own (a warehouse's sync history); nil when checking settings.
+	DB *store.DB
 }
 
 // WithDefaults returns c with a nil HTTP client or logger replaced by

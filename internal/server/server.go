@@ -23,6 +23,7 @@ import (
 	"github.com/confluxcdp/conflux/internal/config"
 	"github.com/confluxcdp/conflux/internal/deliver"
 	"github.com/confluxcdp/conflux/internal/deliver/destinations"
+	"github.com/confluxcdp/conflux/internal/deliver/warehouse"
 	"github.com/confluxcdp/conflux/internal/httpapi"
 	"github.com/confluxcdp/conflux/internal/observe"
 	"github.com/confluxcdp/conflux/internal/observe/alert"
@@ -256,6 +257,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	configAPI.AlertStates = s.alerts
 	configAPI.Register(mux, auth)
 	s.deliver.Register(mux, auth)
+	warehouse.RegisterAPI(mux, auth, s.db)
 	s.metrics.Register(mux, auth)
 	s.alerts.Register(mux, auth)
 	profileAPI := profile.NewAPI(profile.NewReader(s.db), func() profile.Space {

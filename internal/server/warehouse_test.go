@@ -89,6 +89,26 @@ destinations:
 		t.Fatal(got)
 	}
 	wait("order_completed", 2)
+	// The sync history: every load, with the rows it wrote.
+	st, body := admin(t, s, "GET", "/api/v1/destinations/dw/syncs", "")
+	syncs, _ := body["syncs"].([]any)
+	if st != 200 || len(syncs) == 0 {
+		t.Fatalf("syncs: %d %v", st, body)
+	}
+	var written float64
+	for _, x := range syncs {
+		sy := x.(map[string]any)
+		if sy["status"] != "success" || sy["source_id"] != source {
+			t.Errorf("sync %v", sy)
+		}
+		for _, n := range sy["rows"].(map[string]any) {
+			written += n.(float64)
+		}
+	}
+	// tracks ×2, order_completed ×2, identifies, users, pages.
+	if written != 7 {
+		t.Errorf("the syncs wrote %v rows, want 7", written)
+	}
 	var gift bool
 	if err := conn.QueryRow(t.Context(), `SELECT gift_wrap FROM `+source+`.order_completed WHERE id = 'w4'`).Scan(&gift); err != nil || !gift {
 		t.Errorf("gift_wrap: %v %v", gift, err)

@@ -327,6 +327,15 @@ CREATE INDEX delivery_latency_by_bucket ON delivery_latency (granularity, bucket
 			sqlite:   fmt.Sprintf(identitySQL, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
 			postgres: fmt.Sprintf(identitySQL, "BIGSERIAL PRIMARY KEY", "BYTEA"),
 		},
+		{
+			version: 10,
+			name:    "warehouse_syncs",
+			// Each load of a warehouse destination
+			// (internal/deliver/warehouse): when, for which source, what it
+			// wrote (rows: a JSON object of rows per table) or why it failed.
+			sqlite:   fmt.Sprintf(warehouseSyncsSQL, "INTEGER PRIMARY KEY AUTOINCREMENT"),
+			postgres: fmt.Sprintf(warehouseSyncsSQL, "BIGSERIAL PRIMARY KEY"),
+		},
 	}
 }
 
@@ -524,4 +533,22 @@ CREATE TABLE identity_settings (
 	file_hash  TEXT,
 	updated_at BIGINT NOT NULL
 );
+`
+
+// warehouseSyncsSQL is migration 10, with the id type (%[1]s) of each
+// engine.
+const warehouseSyncsSQL = `
+CREATE TABLE warehouse_syncs (
+	id             %[1]s,
+	destination_id TEXT NOT NULL,
+	source_id      TEXT NOT NULL,
+	started_at     BIGINT NOT NULL,
+	finished_at    BIGINT NOT NULL,
+	status         TEXT NOT NULL CHECK (status IN ('success', 'failure')),
+	events         BIGINT NOT NULL,
+	rows_written   TEXT NOT NULL,
+	error          TEXT NOT NULL
+);
+CREATE INDEX warehouse_syncs_by_destination ON warehouse_syncs (destination_id, id);
+CREATE INDEX warehouse_syncs_by_time ON warehouse_syncs (started_at);
 `

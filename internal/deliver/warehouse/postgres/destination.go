@@ -11,6 +11,7 @@ import (
 	"github.com/confluxcdp/conflux/internal/deliver/settings"
 	"github.com/confluxcdp/conflux/internal/deliver/warehouse"
 	"github.com/confluxcdp/conflux/internal/event"
+	"github.com/confluxcdp/conflux/internal/store"
 )
 
 // MaxBatch is the most events the engine hands one Send; a load takes
@@ -37,6 +38,7 @@ var knownSettings = []string{"url", "interval"}
 // are many; the engine keeps its retries, dead letters and position.
 type destination struct {
 	id       string
+	db       *store.DB // nil: no sync history (checking settings)
 	loader   *Loader
 	interval time.Duration
 	log      *slog.Logger
@@ -70,7 +72,7 @@ func newDestination(_ context.Context, cfg deliver.Config) (deliver.Destination,
 	if err != nil {
 		return nil, fmt.Errorf("settings.url: %w", err)
 	}
-	d := &destination{id: cfg.ID, loader: l, interval: interval, log: cfg.Logger,
+	d := &destination{id: cfg.ID, db: cfg.DB, loader: l, interval: interval, log: cfg.Logger,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go d.run()
 	return d, nil
@@ -169,14 +171,22 @@ func (d *destination) load(batch []*waiter) {
 	for src, rows := range bySource {
 		start := time.Now()
 		st, err := d.loader.Load(ctx, src, rows)
+		sync := warehouse.Sync{DestinationID: d.id, SourceID: src, StartedAt: start, FinishedAt: time.Now(), Status: "success",
+			Events: int64(len(refs[src])), Rows: st.Rows}
 		if err != nil {
 			d.log.Warn("warehouse load failed; its events will be retried", "source", src, "rows", len(rows), "err", err)
 			for _, r := range refs[src] {
 				results[index[r.w]][r.i] = deliver.Result{Outcome: deliver.Retry, Reason: deliver.ReasonDestinationError, Error: err.Error()}
 			}
-			continue
+			sync.Status, sync.Error, sync.Rows = "failure", err.Error(), map[string]int64{}
+		} else {
+			d.log.Info("warehouse load", "source", src, "events", len(refs[src]), "rows", st.Rows, "took", time.Since(start).Round(time.Millisecond))
 		}
-		d.log.Info("warehouse load", "source", src, "events", len(refs[src]), "rows", st.Rows, "took", time.Since(start).Round(time.Millisecond))
+		if d.db != nil {
+			if err := warehouse.Record(ctx, d.db, sync); err != nil {
+				d.log.Warn("recording a warehouse sync", "err", err)
+			}
+		}
 	}
 	for wi, w := range batch {
 		w.results <- results[wi]

@@ -43,7 +43,9 @@ func TestSendGroupsIntoOneLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	ev := func(id, js string) *deliver.Event { return &deliver.Event{MessageID: id, SourceID: src, JSON: []byte(js)} }
+	ev := func(id, js string) *deliver.Event {
+		return &deliver.Event{MessageID: id, SourceID: src, JSON: []byte(js)}
+	}
 	var wg sync.WaitGroup
 	results := make([][]deliver.Result, 2)
 	start := time.Now()

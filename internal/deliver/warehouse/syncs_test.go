@@ -1,0 +1,36 @@
+package warehouse
+
+import (
+	"testing"
+	"time"
+
+	"github.com/confluxcdp/conflux/internal/store"
+	"github.com/confluxcdp/conflux/internal/store/storetest"
+)
+
+func TestSyncHistory(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		for i, s := range []Sync{
+			{DestinationID: "dw", SourceID: "web", StartedAt: now.Add(-40 * 24 * time.Hour), FinishedAt: now.Add(-40 * 24 * time.Hour), Status: "success", Rows: map[string]int64{}},
+			{DestinationID: "dw", SourceID: "web", StartedAt: now.Add(-time.Minute), FinishedAt: now.Add(-time.Minute), Status: "success", Events: 3, Rows: map[string]int64{"tracks": 3}},
+			{DestinationID: "dw", SourceID: "app", StartedAt: now, FinishedAt: now.Add(time.Second), Status: "failure", Events: 2, Rows: map[string]int64{}, Error: "boom"},
+			{DestinationID: "other", SourceID: "web", StartedAt: now, FinishedAt: now, Status: "success", Rows: map[string]int64{}},
+		} {
+			if err := Record(t.Context(), db, s); err != nil {
+				t.Fatalf("record %d: %v", i, err)
+			}
+		}
+		got, err := Syncs(t.Context(), db, "dw", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0].Status != "failure" || got[0].Error != "boom" || got[1].Rows["tracks"] != 3 || !got[1].StartedAt.Equal(now.Add(-time.Minute)) {
+			t.Fatalf("syncs %+v (the 40-day-old one must be gone)", got)
+		}
+		page, err := Syncs(t.Context(), db, "dw", got[0].ID, 10)
+		if err != nil || len(page) != 1 || page[0].ID != got[1].ID {
+			t.Errorf("before %d: %+v %v", got[0].ID, page, err)
+		}
+	})
+}
