@@ -15,8 +15,9 @@ import (
 // bench runs `conflux bench ingest` (Tracking API load against a server
 // at -url, an in-process Conflux, or, with -noop, an in-process no-op
 // handler), `conflux bench deliver` (API in, webhook out, and the
-// isolation of a healthy destination from a failing one) and `conflux
-// bench dedup` (the dedup index at scale).
+// isolation of a healthy destination from a failing one), `conflux bench
+// warehouse` (API in, PostgreSQL warehouse out: load rate and freshness)
+// and `conflux bench dedup` (the dedup index at scale).
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "dedup" {
 		return benchDedup(ctx, args[1:], stdout, stderr)
@@ -24,8 +25,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "deliver" {
 		return benchDeliver(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "warehouse" {
+		return benchWarehouse(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "ingest" {
-		fmt.Fprintln(stderr, "usage: conflux bench ingest|deliver|dedup [flags]")
+		fmt.Fprintln(stderr, "usage: conflux bench ingest|deliver|warehouse|dedup [flags]")
 		return errUsage
 	}
 	fs := flagSet("bench ingest", stderr)

@@ -128,6 +128,10 @@ type Config struct {
 	// DB is the state store, for destinations that keep a record of their
 	// own (a warehouse's sync history); nil when checking settings.
 	DB *store.DB
+	// Concurrency is how many Sends the engine may have in flight at once:
+	// a destination that gathers concurrent Sends into one load knows from
+	// it when every sender is waiting. 0 when checking settings.
+	Concurrency int
 }
 
 // WithDefaults returns c with a nil HTTP client or logger replaced by

@@ -247,7 +247,7 @@ func (e *Engine) newQueue(ctx context.Context, d *config.Destination) *queue {
 		typ = &Type{Name: dest.Type, MaxBatch: 1}
 		q.newErr = fmt.Errorf("unknown destination type %q (known: %v)", dest.Type, e.opts.Registry.Names())
 	} else {
-		q.d, q.newErr = typ.New(ctx, Config{ID: dest.ID, Settings: dest.Settings, HTTP: e.opts.HTTP, Logger: logger, DB: e.opts.DB})
+		q.d, q.newErr = typ.New(ctx, Config{ID: dest.ID, Settings: dest.Settings, HTTP: e.opts.HTTP, Logger: logger, DB: e.opts.DB, Concurrency: q.conc})
 		if q.newErr != nil {
 			q.d = nil
 			q.newErr = fmt.Errorf("destination %q: invalid settings: %w", dest.ID, q.newErr)

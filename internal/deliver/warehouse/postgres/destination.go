@@ -32,8 +32,9 @@ var knownSettings = []string{"url", "interval"}
 
 // destination loads what the engine sends in micro-batches: each Send
 // waits, like a request in a group commit, until the interval has passed
-// since the last load or a full batch's worth of events waits, and one
-// load then takes every waiting batch and answers them all. So loads keep
+// since the last load, a full batch's worth of events waits, or every
+// sender of the engine waits; one load then takes every waiting batch and
+// answers them all. So loads keep
 // to the schedule when events are few, and grow with the backlog when they
 // are many; the engine keeps its retries, dead letters and position.
 type destination struct {
@@ -41,7 +42,10 @@ type destination struct {
 	db       *store.DB // nil: no sync history (checking settings)
 	loader   *Loader
 	interval time.Duration
-	log      *slog.Logger
+	// senders is the engine's concurrency: when that many Sends wait, no
+	// more can come, and waiting longer only delays.
+	senders int
+	log     *slog.Logger
 
 	mu      sync.Mutex
 	waiting []*waiter
@@ -72,7 +76,7 @@ func newDestination(_ context.Context, cfg deliver.Config) (deliver.Destination,
 	if err != nil {
 		return nil, fmt.Errorf("settings.url: %w", err)
 	}
-	d := &destination{id: cfg.ID, db: cfg.DB, loader: l, interval: interval, log: cfg.Logger,
+	d := &destination{id: cfg.ID, db: cfg.DB, loader: l, interval: interval, senders: max(cfg.Concurrency, 1), log: cfg.Logger,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go d.run()
 	return d, nil
@@ -86,7 +90,7 @@ func (d *destination) Send(ctx context.Context, events []*deliver.Event) []deliv
 	d.mu.Lock()
 	d.waiting = append(d.waiting, w)
 	d.events += len(events)
-	full := d.events >= MaxBatch
+	full := d.events >= MaxBatch || len(d.waiting) >= d.senders
 	d.mu.Unlock()
 	if full {
 		select {

@@ -38,7 +38,7 @@ func TestSendGroupsIntoOneLoad(t *testing.T) {
 	url := storetest.PostgresSchema(t)
 	l, src := open(t) // for the cleanup of the source's schema
 	_ = l
-	d, err := Type.New(context.Background(), deliver.Config{ID: "w", Settings: map[string]any{"url": url, "interval": "1s"}})
+	d, err := Type.New(context.Background(), deliver.Config{ID: "w", Settings: map[string]any{"url": url, "interval": "1s"}, Concurrency: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
