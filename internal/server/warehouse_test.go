@@ -89,25 +89,29 @@ destinations:
 		t.Fatal(got)
 	}
 	wait("order_completed", 2)
-	// The sync history: every load, with the rows it wrote.
-	st, body := admin(t, s, "GET", "/api/v1/destinations/dw/syncs", "")
-	syncs, _ := body["syncs"].([]any)
-	if st != 200 || len(syncs) == 0 {
-		t.Fatalf("syncs: %d %v", st, body)
-	}
-	var written float64
-	for _, x := range syncs {
-		sy := x.(map[string]any)
-		if sy["status"] != "success" || sy["source_id"] != source {
-			t.Errorf("sync %v", sy)
-		}
-		for _, n := range sy["rows"].(map[string]any) {
-			written += n.(float64)
-		}
-	}
+	// The sync history: every load, with the rows it wrote (recorded just
+	// after the load commits, so it may trail the rows by a moment):
 	// tracks ×2, order_completed ×2, identifies, users, pages.
-	if written != 7 {
-		t.Errorf("the syncs wrote %v rows, want 7", written)
+	var written float64
+	for deadline := time.Now().Add(10 * time.Second); written != 7; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the syncs wrote %v rows, want 7", written)
+		}
+		st, body := admin(t, s, "GET", "/api/v1/destinations/dw/syncs", "")
+		syncs, _ := body["syncs"].([]any)
+		if st != 200 {
+			t.Fatalf("syncs: %d %v", st, body)
+		}
+		written = 0
+		for _, x := range syncs {
+			sy := x.(map[string]any)
+			if sy["status"] != "success" || sy["source_id"] != source {
+				t.Errorf("sync %v", sy)
+			}
+			for _, n := range sy["rows"].(map[string]any) {
+				written += n.(float64)
+			}
+		}
 	}
 	var gift bool
 	if err := conn.QueryRow(t.Context(), `SELECT gift_wrap FROM `+source+`.order_completed WHERE id = 'w4'`).Scan(&gift); err != nil || !gift {
