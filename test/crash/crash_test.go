@@ -84,6 +84,29 @@ func start(t *testing.T, bin, dataDir, cfg, addr string) *proc {
 	return nil
 }
 
+// killUnderLoad runs the server cycles times: each run is loaded (see
+// load) for d, then killed with SIGKILL. It returns each run's stderr.
+func killUnderLoad(t *testing.T, bin, dataDir, cfg, run string, cycles int, d time.Duration, a *acked) []string {
+	t.Helper()
+	var out []string
+	for cycle := range cycles {
+		addr := freeAddr(t)
+		p := start(t, bin, dataDir, cfg, addr)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { load(ctx, addr, fmt.Sprintf("%s%d", run, cycle), a); close(done) }()
+		time.Sleep(d)
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = p.cmd.Wait()
+		cancel()
+		<-done
+		out = append(out, p.stderr.String())
+	}
+	return out
+}
+
 // acked records, per messageId, the event a 200 acknowledged.
 type acked struct {
 	mu     sync.Mutex
@@ -143,23 +166,10 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &acked{events: map[string]map[string]any{}}
-
-	for cycle := range 2 {
-		addr := freeAddr(t)
-		p := start(t, bin, dataDir, cfg, addr)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { load(ctx, addr, fmt.Sprintf("c%d", cycle), a); close(done) }()
-		time.Sleep(1500 * time.Millisecond)
-		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		_ = p.cmd.Wait()
-		cancel()
-		<-done
-		t.Logf("cycle %d: killed under load; %d events acknowledged so far; %d partitions repaired at its start",
-			cycle, len(a.events), strings.Count(p.stderr.String(), "recovered partition after a crash"))
+	for cycle, stderr := range killUnderLoad(t, bin, dataDir, cfg, "c", 2, 1500*time.Millisecond, a) {
+		t.Logf("cycle %d: killed under load; %d partitions repaired at its start", cycle, strings.Count(stderr, "recovered partition after a crash"))
 	}
+	t.Logf("%d events acknowledged before the last run", len(a.events))
 
 	// A last run: the server comes back, takes more, and stops cleanly.
 	addr := freeAddr(t)

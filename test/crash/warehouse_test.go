@@ -50,21 +50,8 @@ destinations:
 		t.Fatal(err)
 	}
 	a := &acked{events: map[string]map[string]any{}}
-	for cycle := range 2 {
-		addr := freeAddr(t)
-		p := start(t, bin, dataDir, cfg, addr)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { load(ctx, addr, fmt.Sprintf("wh%d", cycle), a); close(done) }()
-		time.Sleep(2500 * time.Millisecond)
-		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		_ = p.cmd.Wait()
-		cancel()
-		<-done
-		t.Logf("cycle %d: killed during loads; %d events acknowledged so far; %d loads logged",
-			cycle, len(a.events), strings.Count(p.stderr.String(), "warehouse load"))
+	for cycle, stderr := range killUnderLoad(t, bin, dataDir, cfg, "wh", 2, 2500*time.Millisecond, a) {
+		t.Logf("cycle %d: killed during loads; %d loads logged", cycle, strings.Count(stderr, "warehouse load"))
 	}
 	addr := freeAddr(t)
 	p := start(t, bin, dataDir, cfg, addr)
