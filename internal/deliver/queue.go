@@ -197,8 +197,13 @@ func (q *queue) readFrom(ctx context.Context, from uint64) error {
 		for _, m := range msgs {
 			// While the oldest unfinished event waits (an open breaker,
 			// a Retry-After, a slow request), read no further than a
-			// bounded window, so memory and the tracker stay small.
+			// bounded window, so memory and the tracker stay small. The
+			// partial batch goes to the senders first: its events are
+			// among the unfinished, and would otherwise never finish.
 			for q.track.unfinished() >= q.window {
+				if !flush() {
+					return ctx.Err()
+				}
 				if sleep(ctx, RealClock{}, 5*time.Millisecond) != nil {
 					return ctx.Err()
 				}
