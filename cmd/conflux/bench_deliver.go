@@ -34,6 +34,7 @@ func benchDeliver(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	isolation := fs.Bool("isolation", false, "run twice: alone, then beside a destination whose receiver times out; print the ratio")
 	noMetrics := fs.Bool("no-metrics", false, "turn the delivery metrics off (compare with and without to see what they cost)")
 	noProfiles := fs.Bool("no-profiles", false, "turn identity resolution and profiles off (compare with and without to see what they cost)")
+	noArchive := fs.Bool("no-archive", false, "turn the Parquet event archive off (compare with and without to see what it costs)")
 	runs := fs.Int("runs", 3, "with -isolation, how many alternating pairs of runs; the ratio is of the medians")
 	bad := fs.String("bad", "timeout", "with -isolation, what the second destination does: timeout (answers after its 2s timeout) or slow (10x the healthy receiver's time)")
 	if err := parseFlags(fs, args); err != nil {
@@ -42,7 +43,7 @@ func benchDeliver(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	run := func(withBad bool) (float64, error) {
 		r, err := deliverRun(ctx, deliverRunOptions{
 			duration: *duration, batch: *batch, webhookBatch: *webhookBatch, concurrency: *concurrency,
-			connections: *connections, rate: *rate, bad: map[bool]string{true: *bad}[withBad], noMetrics: *noMetrics, noProfiles: *noProfiles,
+			connections: *connections, rate: *rate, bad: map[bool]string{true: *bad}[withBad], noMetrics: *noMetrics, noProfiles: *noProfiles, noArchive: *noArchive,
 		}, stdout)
 		if err != nil {
 			return 0, err
@@ -83,7 +84,7 @@ type deliverRunOptions struct {
 	batch, webhookBatch, concurrency, connections int
 	rate                                          float64
 	bad                                           string // "", "timeout" or "slow"
-	noMetrics, noProfiles                         bool
+	noMetrics, noProfiles, noArchive              bool
 }
 
 // benchReceiver counts the messageIds it is sent.
@@ -179,7 +180,7 @@ destinations:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return 0, err
 	}
-	target, err := loadgen.StartConflux(ctx, loadgen.ConfluxOptions{DataDir: filepath.Join(dir, "data"), ConfigPath: path, NoDeliveryMetrics: o.noMetrics, NoProfiles: o.noProfiles})
+	target, err := loadgen.StartConflux(ctx, loadgen.ConfluxOptions{DataDir: filepath.Join(dir, "data"), ConfigPath: path, NoDeliveryMetrics: o.noMetrics, NoProfiles: o.noProfiles, NoArchive: o.noArchive})
 	if err != nil {
 		return 0, err
 	}

@@ -26,6 +26,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fsync := fs.String("fsync", env("CONFLUX_FSYNC", "always"), "log sync: always (survives power loss) or interval (survives kill -9 only) (env CONFLUX_FSYNC)")
 	fs.IntVar(&o.MetricsMaxEventNames, "metrics-max-event-names", 200, "distinct event names per source the delivery metrics keep; the rest count as (other)")
 	fs.BoolVar(&o.NoProfiles, "no-profiles", false, "do not resolve identities or keep profiles (no Profile API): delivery only")
+	fs.BoolVar(&o.NoArchive, "no-archive", false, "do not archive processed events to Parquet files under the data directory")
 	fs.Int64Var(&o.DedupIDsPerDay, "dedup-ids-per-day", 4<<20, "message ids expected per day: sizes the dedup filters (2 bytes per id per day of the window)")
 	minFree := fs.Int64("min-free-disk-mb", 256, "answer 503 to ingest when the data directory has less free space (MiB; -1 disables)")
 	logLevel := fs.String("log-level", env("CONFLUX_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env CONFLUX_LOG_LEVEL)")

@@ -82,6 +82,8 @@ type ConfluxOptions struct {
 	NoDeliveryMetrics bool
 	// NoProfiles turns the server's identity resolution and profiles off.
 	NoProfiles bool
+	// NoArchive turns the server's Parquet event archive off.
+	NoArchive bool
 	// Logger for the server. Default: discard.
 	Logger *slog.Logger
 }
@@ -106,7 +108,7 @@ func StartConflux(ctx context.Context, o ConfluxOptions) (*Target, error) {
 		}
 		return nil
 	}
-	srv, err := server.New(ctx, server.Options{Addr: "127.0.0.1:0", DataDir: dir, Fsync: o.Fsync, ConfigPath: o.ConfigPath, NoDeliveryMetrics: o.NoDeliveryMetrics, NoProfiles: o.NoProfiles, Logger: o.Logger})
+	srv, err := server.New(ctx, server.Options{Addr: "127.0.0.1:0", DataDir: dir, Fsync: o.Fsync, ConfigPath: o.ConfigPath, NoDeliveryMetrics: o.NoDeliveryMetrics, NoProfiles: o.NoProfiles, NoArchive: o.NoArchive, Logger: o.Logger})
 	if err != nil {
 		_ = cleanup()
 		return nil, fmt.Errorf("starting conflux: %w", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/confluxcdp/conflux/internal/aggregate"
 	"github.com/confluxcdp/conflux/internal/aggregate/identity"
 	"github.com/confluxcdp/conflux/internal/aggregate/profile"
+	"github.com/confluxcdp/conflux/internal/archive"
 	"github.com/confluxcdp/conflux/internal/collect"
 	"github.com/confluxcdp/conflux/internal/config"
 	"github.com/confluxcdp/conflux/internal/deliver"
@@ -71,6 +72,8 @@ type Options struct {
 	// NoProfiles turns identity resolution and profiles off: no
 	// aggregation stage, no Profile API (delivery only).
 	NoProfiles bool
+	// NoArchive turns the Parquet event archive off.
+	NoArchive bool
 	// MinFreeDisk is the free space below which ingest answers 503.
 	// Default: 256 MiB. Negative disables the check.
 	MinFreeDisk int64
@@ -116,6 +119,7 @@ type Server struct {
 	process  *process.Stage
 	deliver  *deliver.Engine
 	profiles *aggregate.Stage
+	archive  *archive.Archiver
 	metrics  *observe.Recorder
 	alerts   *alert.Evaluator
 	// violations counts tracking-plan violations for the violations API.
@@ -240,6 +244,12 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 			Registerer: reg, Logger: opts.Logger.With("component", "aggregate"),
 		})
 	}
+	if !opts.NoArchive {
+		if s.archive, err = archive.New(archive.Options{Log: s.log, Dir: filepath.Join(opts.DataDir, "archive"),
+			Logger: opts.Logger.With("component", "archive")}); err != nil {
+			return nil, err
+		}
+	}
 	s.appender = stream.NewAppender(s.log.JetStream(), stream.AppenderOptions{Registerer: reg})
 	gate := &diskGate{dir: opts.DataDir, min: opts.MinFreeDisk}
 
@@ -349,6 +359,9 @@ func (s *Server) Run(ctx context.Context) error {
 	workers.Go(func() error { return s.deliver.Run(bg) })
 	if s.profiles != nil {
 		workers.Go(func() error { return s.profiles.Run(bg) })
+	}
+	if s.archive != nil {
+		workers.Go(func() error { return s.archive.Run(bg) })
 	}
 	workers.Go(func() error { return s.alerts.Run(bg) })
 

@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confluxcdp/conflux/internal/archive"
 	"github.com/confluxcdp/conflux/internal/server"
 	"github.com/confluxcdp/conflux/internal/server/servertest"
 	"github.com/confluxcdp/conflux/internal/store/storetest"
 	"github.com/jackc/pgx/v5"
+	"github.com/parquet-go/parquet-go"
 )
 
 // TestWarehouseEndToEnd sends events through the Tracking API to a
@@ -116,5 +118,45 @@ destinations:
 	var gift bool
 	if err := conn.QueryRow(t.Context(), `SELECT gift_wrap FROM `+source+`.order_completed WHERE id = 'w4'`).Scan(&gift); err != nil || !gift {
 		t.Errorf("gift_wrap: %v %v", gift, err)
+	}
+}
+
+// TestArchiveEndToEnd: events through the Tracking API land in the
+// Parquet archive under the data directory, by source and hour, each once,
+// and a stop flushes what waits.
+func TestArchiveEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	s := servertest.Start(t, server.Options{DataDir: dir, NoProfiles: true})
+	for i := range 5 {
+		if got := send(t, s.URL, s.WriteKey, "/v1/track", fmt.Sprintf(`{"messageId":"arc-%d","userId":"u","event":"Archived"}`, i)); got != 200 {
+			t.Fatal(got)
+		}
+	}
+	s.WaitMetric(t, `conflux_process_events_total{outcome="processed",source="default"}`, 5)
+	s.Stop(t) // flushes the archive
+	files, err := filepath.Glob(filepath.Join(dir, "archive", "source=default", "hour=*", "part-*.parquet"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no archive parts: %v %v", files, err)
+	}
+	seen := map[string]int{}
+	for _, f := range files {
+		rows, err := parquet.ReadFile[archive.Row](f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			seen[r.MessageID]++
+			if r.Event != "Archived" || r.SourceID != "default" || r.ReceivedAt == 0 {
+				t.Errorf("row %+v", r)
+			}
+		}
+	}
+	if len(seen) != 5 {
+		t.Errorf("archived %v, want the 5 events once each", seen)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s archived %d times", id, n)
+		}
 	}
 }
