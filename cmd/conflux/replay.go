@@ -27,10 +27,25 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	messageID := fs.String("message-id", "", "replay only this event")
 	page := fs.Int("page", 1000, "dead letters moved per request")
 	wait := fs.Bool("wait", true, "after moving them, follow their delivery until none is pending")
+	fromArchive := fs.Bool("archive", false, "replay from the event archive instead: the events received in [-from, -to) to -destination, beyond the log's retention")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	c := &apiClient{base: strings.TrimRight(withScheme(*addr), "/"), token: *token}
+	if *fromArchive {
+		var out struct {
+			ReplayID string `json:"replay_id"`
+			Moved    int64  `json:"moved"`
+		}
+		if err := c.do(ctx, "POST", "/api/v1/archive/replay", map[string]any{"destination": *dest, "from": *from, "to": *to}, &out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "replay %s: %d archived events in %s's queue\n", out.ReplayID, out.Moved, *dest)
+		if !*wait || out.Moved == 0 {
+			return nil
+		}
+		return follow(ctx, c, out.ReplayID, out.Moved, stdout, stderr)
+	}
 	q := url.Values{"limit": {"1"}}
 	for k, v := range map[string]string{"destination": *dest, "reason": *reason, "from": *from, "to": *to, "message_id": *messageID} {
 		if v != "" {
@@ -74,7 +89,12 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if !*wait {
 		return nil
 	}
-	bar = newProgress(stderr, "finished", moved)
+	return follow(ctx, c, id, moved, stdout, stderr)
+}
+
+// follow shows a replay's progress until none of its events is pending.
+func follow(ctx context.Context, c *apiClient, id string, moved int64, stdout, stderr io.Writer) error {
+	bar := newProgress(stderr, "finished", moved)
 	for {
 		var st struct {
 			Moved, Pending, Failed, Delivered int64

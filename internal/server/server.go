@@ -268,6 +268,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	configAPI.Register(mux, auth)
 	s.deliver.Register(mux, auth)
 	warehouse.RegisterAPI(mux, auth, s.db)
+	archive.RegisterAPI(mux, auth, filepath.Join(opts.DataDir, "archive"), s.deliver.Enqueue, opts.Logger.With("component", "archive"))
 	s.metrics.Register(mux, auth)
 	s.alerts.Register(mux, auth)
 	profileAPI := profile.NewAPI(profile.NewReader(s.db), func() profile.Space {

@@ -1,0 +1,72 @@
+package deliver
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/confluxcdp/conflux/internal/config"
+	"github.com/confluxcdp/conflux/internal/event"
+)
+
+// ErrUnknownDestination means no destination has the id asked for.
+var ErrUnknownDestination = errors.New("unknown destination")
+
+// Enqueue puts events back into destination dest's queue as a replay
+// under replayID, due now: each first goes through the destination's
+// routing (its sources, the integrations object, its transformations and
+// filters) as if read from the log, and its maximum retry age starts now.
+// It is how events older than the log (the archive) are replayed; the
+// replay's progress is GET /api/v1/replays/{id}. It returns how many
+// events it queued. A replay may take several calls, each with other
+// events: an event given twice under one replay id is queued once but
+// counted twice.
+func (e *Engine) Enqueue(ctx context.Context, dest string, recs []event.Record, replayID string) (int, error) {
+	ws := e.opts.Workspace()
+	var d *config.Destination
+	for i := range ws.Destinations {
+		if ws.Destinations[i].ID == dest {
+			d = &ws.Destinations[i]
+		}
+	}
+	if d == nil {
+		return 0, fmt.Errorf("%w: no destination %q", ErrUnknownDestination, dest)
+	}
+	typ, ok := e.opts.Registry.Lookup(d.Type)
+	if !ok {
+		return 0, fmt.Errorf("destination %q has the unknown type %q", dest, d.Type)
+	}
+	route := newRouting(d, typ)
+	now := e.clock.Now()
+	var ops []op
+	for _, rec := range recs {
+		if !route.sources[rec.SourceID] {
+			continue
+		}
+		ev, skip, err := route.prepare(ws, rec)
+		if err != nil || skip != skipNone {
+			continue
+		}
+		ops = append(ops, op{kind: opSchedule, job: job{
+			ID: "a:" + replayID + ":" + ev.MessageID, MessageID: ev.MessageID, SourceID: ev.SourceID, Type: ev.Type,
+			Event: ev.JSON, ReceivedAt: ev.ReceivedAt, FirstAttemptAt: now, NextAttemptAt: now, ReplayID: replayID,
+		}})
+	}
+	err := e.jobs.db.InTx(ctx, func(tx *sql.Tx) error {
+		for i := range ops {
+			if err := e.jobs.applyOne(ctx, tx, dest, &ops[i]); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, e.jobs.db.Rebind(`
+INSERT INTO delivery_replays (id, moved, created_at, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET moved = delivery_replays.moved + excluded.moved, updated_at = excluded.updated_at`),
+			replayID, len(ops), ms(now), ms(now))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("queuing %d events for %s: %w", len(ops), dest, err)
+	}
+	return len(ops), nil
+}
