@@ -8,6 +8,7 @@ import (
 
 	"github.com/confluxcdp/conflux/internal/config"
 	"github.com/confluxcdp/conflux/internal/event"
+	"github.com/confluxcdp/conflux/internal/stream"
 )
 
 // ErrUnknownDestination means no destination has the id asked for.
@@ -69,4 +70,37 @@ ON CONFLICT (id) DO UPDATE SET moved = delivery_replays.moved + excluded.moved, 
 		return 0, fmt.Errorf("queuing %d events for %s: %w", len(ops), dest, err)
 	}
 	return len(ops), nil
+}
+
+// Prime gives every enabled destination without a stored position the
+// end of the processed log as its start, now. A new destination starts
+// there (it is not sent what came before it); calling Prime before the
+// Tracking API serves makes that "before the server was up" rather than
+// "before its queue happened to start", so that a destination declared in
+// the config file gets every event accepted after start-up.
+func (e *Engine) Prime(ctx context.Context) error {
+	var last uint64
+	read := false
+	for _, d := range e.opts.Workspace().Destinations {
+		if !d.Enabled {
+			continue
+		}
+		_, _, ok, err := e.jobs.position(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			continue
+		}
+		if !read {
+			if last, err = e.log.LastSeq(ctx, stream.ProcessedStream); err != nil {
+				return err
+			}
+			read = true
+		}
+		if err := e.jobs.initPosition(ctx, d.ID, last, e.clock.Now()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -235,6 +235,11 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Log: s.log, DB: s.db, Registry: registry, Workspace: s.manager.Current, Metrics: counting,
 		Registerer: reg, Logger: opts.Logger.With("component", "deliver"),
 	})
+	// Before the Tracking API serves: the file's new destinations start
+	// at what the log holds now, not when their queues start.
+	if err := s.deliver.Prime(ctx); err != nil {
+		return nil, err
+	}
 	if !opts.NoProfiles {
 		s.profiles = aggregate.New(aggregate.Options{
 			Log: s.log, DB: s.db,
