@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"strings"
 )
 
 // Querier is what runs a query: a *sql.DB or a *sql.Tx.
@@ -27,4 +28,10 @@ func Query[T any](ctx context.Context, q Querier, query string, args []any, scan
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// Placeholders returns n comma-separated '?' placeholders, for an IN (…)
+// list.
+func Placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }

@@ -206,7 +206,7 @@ func (t *Tx) Prefetch(coll string, ids []ID) error {
 				args = append(args, v)
 			}
 			q := `SELECT value, profile_id FROM profile_ids WHERE collection = ? AND type = ? AND value IN (` +
-				strings.TrimSuffix(strings.Repeat(`?, `, len(chunk)), ", ") + `)`
+				store.Placeholders(len(chunk)) + `)`
 			if err := t.scan(q, args, func(rows *sql.Rows) error {
 				var v string
 				var p ProfileID
@@ -255,7 +255,7 @@ func (t *Tx) PrefetchStates(ps []ProfileID) error {
 			args[i] = p
 			states[p] = &profState{}
 		}
-		in := strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")
+		in := store.Placeholders(len(chunk))
 		if err := t.scan(`SELECT id, merges FROM profiles WHERE id IN (`+in+`)`, args, func(rows *sql.Rows) error {
 			var p ProfileID
 			var m int

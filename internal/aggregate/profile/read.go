@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/aggregate/identity"
@@ -65,7 +64,7 @@ func (r *Reader) ExternalIDs(ctx context.Context, coll string, p identity.Profil
 		args = append(args, after.At, after.At, after.Type, after.Type, after.Value)
 	}
 	if len(include) > 0 {
-		q += ` AND type IN (` + placeholders(len(include)) + `)`
+		q += ` AND type IN (` + store.Placeholders(len(include)) + `)`
 		for _, t := range include {
 			args = append(args, t)
 		}
@@ -247,8 +246,4 @@ func (r *Reader) Merges(ctx context.Context, p identity.ProfileID, limit int) ([
 		return nil, fmt.Errorf("reading merges of profile %s: %w", p, err)
 	}
 	return out, nil
-}
-
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/aggregate/identity"
+	"github.com/confluxcdp/conflux/internal/store"
 )
 
 // A profile's traits are one JSON document (profile_traits.traits), each
@@ -121,27 +122,22 @@ func (w *Writer) flushTraits(ctx context.Context, tx *sql.Tx) error {
 		for i, p := range chunk {
 			args[i] = p
 		}
-		rows, err := tx.QueryContext(ctx, w.db.Rebind(`SELECT profile_id, traits FROM profile_traits WHERE profile_id IN (`+placeholders(len(chunk))+`)`), args...)
+		_, err := store.Query(ctx, tx, w.db.Rebind(`SELECT profile_id, traits FROM profile_traits WHERE profile_id IN (`+store.Placeholders(len(chunk))+`)`), args,
+			func(rows *sql.Rows) (struct{}, error) {
+				var p identity.ProfileID
+				var s string
+				if err := rows.Scan(&p, &s); err != nil {
+					return struct{}{}, err
+				}
+				stored, err := decodeTraits(p, s)
+				if err != nil {
+					return struct{}{}, err
+				}
+				stored.fold(w.traits[p])
+				w.traits[p] = stored
+				return struct{}{}, nil
+			})
 		if err != nil {
-			return fmt.Errorf("reading the traits of %d profiles: %w", len(chunk), err)
-		}
-		for rows.Next() {
-			var p identity.ProfileID
-			var s string
-			if err := rows.Scan(&p, &s); err != nil {
-				rows.Close()
-				return fmt.Errorf("reading the traits of %d profiles: %w", len(chunk), err)
-			}
-			stored, err := decodeTraits(p, s)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			stored.fold(w.traits[p])
-			w.traits[p] = stored
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return fmt.Errorf("reading the traits of %d profiles: %w", len(chunk), err)
 		}
 	}

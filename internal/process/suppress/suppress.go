@@ -309,7 +309,7 @@ func (l *List) apply(ctx context.Context, tx *sql.Tx, ids []string, suppressed b
 		if suppressed {
 			q = `INSERT INTO suppressions (user_id, regulation_id, created_at) VALUES ` + strings.Join(rowsSQL, ", ") + ` ON CONFLICT (user_id) DO NOTHING`
 		} else {
-			q = `DELETE FROM suppressions WHERE user_id IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ") + `)`
+			q = `DELETE FROM suppressions WHERE user_id IN (` + store.Placeholders(len(part)) + `)`
 			args = make([]any, len(part))
 			for i, id := range part {
 				args[i] = id
