@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,10 +85,7 @@ func RegisterAPI(mux *http.ServeMux, auth func(http.Handler) http.Handler, dir s
 			From        string `json:"from"`
 			To          string `json:"to"`
 		}
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			httpapi.WriteError(w, http.StatusBadRequest, "invalid_json", err.Error())
+		if !httpapi.DecodeJSON(w, r, 1<<16, &req) {
 			return
 		}
 		from, err := httpapi.QueryTime("from", req.From)

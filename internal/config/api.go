@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -83,23 +82,9 @@ func (a *API) Register(mux *http.ServeMux, auth func(http.Handler) http.Handler)
 // maxBody bounds a Config API request body.
 const maxBody = 1 << 20
 
-// decode reads a JSON body strictly: unknown fields and trailing data are
-// errors, so a typo never passes silently.
+// decode reads a JSON body strictly (see [httpapi.DecodeJSON]).
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("unexpected data after the JSON object")
-	}
-	if err == io.EOF {
-		err = errors.New("body is empty: send a JSON object")
-	}
-	if err != nil {
-		httpapi.WriteError(w, http.StatusBadRequest, "invalid_json", "request body: "+err.Error())
-		return false
-	}
-	return true
+	return httpapi.DecodeJSON(w, r, maxBody, v)
 }
 
 // respond maps a repository outcome to a response, making any change live first.

@@ -6,6 +6,8 @@ package httpapi
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -113,4 +115,25 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// DecodeJSON reads a request body of at most limit bytes into v,
+// strictly: unknown fields and trailing data are errors, so a typo never
+// passes silently. On a bad body it answers 400 invalid_json naming the
+// problem and returns false.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("unexpected data after the JSON object")
+	}
+	if err == io.EOF {
+		err = errors.New("body is empty: send a JSON object")
+	}
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, "invalid_json", "request body: "+err.Error())
+		return false
+	}
+	return true
 }
