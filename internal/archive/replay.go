@@ -79,6 +79,9 @@ type Enqueuer func(ctx context.Context, dest string, recs []event.Record, replay
 // its routing, and answers {"replay_id", "moved"}; GET
 // /api/v1/replays/{id} follows it.
 func RegisterAPI(mux *http.ServeMux, auth func(http.Handler) http.Handler, dir string, enqueue Enqueuer, logger *slog.Logger) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	mux.Handle("POST /api/v1/archive/replay", auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Destination string `json:"destination"`
@@ -109,12 +112,16 @@ func RegisterAPI(mux *http.ServeMux, auth func(http.Handler) http.Handler, dir s
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		id := "archive-" + hex.EncodeToString(b[:])
-		moved := 0
-		err = Read(r.Context(), dir, from, to, func(recs []event.Record) error {
-			n, err := enqueue(r.Context(), req.Destination, recs, id)
-			moved += n
-			return err
-		})
+		// An empty first call checks the destination and records the
+		// replay, so that it answers even when the range holds nothing.
+		moved, err := enqueue(r.Context(), req.Destination, nil, id)
+		if err == nil {
+			err = Read(r.Context(), dir, from, to, func(recs []event.Record) error {
+				n, err := enqueue(r.Context(), req.Destination, recs, id)
+				moved += n
+				return err
+			})
+		}
 		switch {
 		case errors.Is(err, deliver.ErrUnknownDestination):
 			httpapi.WriteError(w, http.StatusNotFound, "not_found", err.Error())
