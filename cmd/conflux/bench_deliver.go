@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -185,21 +183,8 @@ destinations:
 		return 0, err
 	}
 	defer target.Close()
-	// A new destination starts at the end of the log: wait for its queue.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		req, _ := http.NewRequestWithContext(ctx, "GET", target.URL+"/api/v1/destinations/good/delivery", nil)
-		req.Header.Set("Authorization", "Bearer benchAdminToken000000000000000000000001")
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if bytes.Contains(b, []byte(`"running":true`)) {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			return 0, errors.New("the destination's queue did not start within 10s")
-		}
+	if err := waitQueue(ctx, target.URL, "benchAdminToken000000000000000000000001", "good"); err != nil {
+		return 0, err
 	}
 
 	start := time.Now()

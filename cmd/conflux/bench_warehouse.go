@@ -154,8 +154,9 @@ func syncSummary(ctx context.Context, base, admin string) (n, failed int, errs s
 	return len(body.Syncs), failed, errs, nil
 }
 
-// waitQueue waits for destination dest's queue to run (a new destination
-// starts at the end of the log).
+// waitQueue waits for destination dest's queue to run, so that a
+// measurement does not start before it (shared by the deliver and
+// warehouse benchmarks).
 func waitQueue(ctx context.Context, base, admin, dest string) error {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/v1/destinations/"+dest+"/delivery", nil)
