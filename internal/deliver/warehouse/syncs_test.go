@@ -1,6 +1,9 @@
 package warehouse
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,4 +36,23 @@ func TestSyncHistory(t *testing.T) {
 			t.Errorf("before %d: %+v %v", got[0].ID, page, err)
 		}
 	})
+}
+
+// TestSyncsAPIBadInput: bad parameters are 400 with an error body.
+func TestSyncsAPIBadInput(t *testing.T) {
+	db := storetest.SQLite(t)
+	mux := http.NewServeMux()
+	RegisterAPI(mux, func(h http.Handler) http.Handler { return h }, db)
+	for path, want := range map[string]int{
+		"/api/v1/destinations/dw/syncs":              200,
+		"/api/v1/destinations/dw/syncs?limit=0":      400,
+		"/api/v1/destinations/dw/syncs?before=x":     400,
+		"/api/v1/destinations/dw/syncs?destination=": 400,
+	} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != want || (want == 400 && !strings.Contains(rec.Body.String(), `"error"`)) {
+			t.Errorf("%s: %d %s, want %d", path, rec.Code, rec.Body, want)
+		}
+	}
 }
