@@ -1,0 +1,288 @@
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"runtime/metrics"
+	"sync"
+	"time"
+
+	"github.com/dop251/goja"
+)
+
+// Options configure a [Runner]; zero fields take the defaults.
+type Options struct {
+	// HTTP is the client fetch sends with; nil: a client of its own.
+	HTTP *http.Client
+	// Logger receives the functions' console output at debug level, and
+	// the runner's own problems.
+	Logger *slog.Logger
+	// MemoryLimit is how much the process heap may grow while one call
+	// runs before the call is stopped (default 128 MiB; negative: no
+	// limit). See [Runner] for how it is measured.
+	MemoryLimit int64
+	// MaxResponseBytes bounds the body of a response fetch reads (default
+	// 10 MiB).
+	MaxResponseBytes int64
+	// PoolSize is how many idle interpreters are kept per program (default
+	// 16).
+	PoolSize int
+	// Metrics, when set, counts calls and their outcomes.
+	Metrics *Metrics
+}
+
+// Runner executes [Program]s. Each call runs on an interpreter of its own
+// (taken from a pool per program), under the program's time limit: the
+// interpreter is interrupted when the limit passes, even in an infinite
+// loop, and fetch's requests end with it. The memory limit is kept by
+// sampling the process heap every 10 ms while calls run: a call during
+// which the heap grew by more than the limit is interrupted. Natives that
+// grow a value in one step (String.prototype.repeat, Array(n), fill, …)
+// refuse results over 64 Mi elements. The code has no file system,
+// process or network access other than fetch to its allowed hosts.
+//
+// A Runner is safe for concurrent use.
+type Runner struct {
+	opts Options
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	pools    map[string]*pool // by program hash
+	inflight map[*vm]*call
+	logs     map[string]*LogRing // by function id
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type pool struct {
+	idle     chan *vm
+	lastUsed time.Time
+}
+
+// NewRunner starts a runner; Close stops it.
+func NewRunner(opts Options) *Runner {
+	if opts.HTTP == nil {
+		opts.HTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MemoryLimit == 0 {
+		opts.MemoryLimit = 128 << 20
+	}
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = 10 << 20
+	}
+	if opts.PoolSize <= 0 {
+		opts.PoolSize = 16
+	}
+	r := &Runner{opts: opts, log: opts.Logger, pools: map[string]*pool{}, inflight: map[*vm]*call{},
+		logs: map[string]*LogRing{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go r.monitor()
+	return r
+}
+
+// Close stops the runner's monitor and drops its interpreters.
+func (r *Runner) Close() {
+	close(r.stop)
+	<-r.done
+	r.mu.Lock()
+	r.pools = map[string]*pool{}
+	r.mu.Unlock()
+}
+
+// get returns an interpreter loaded with p.
+func (r *Runner) get(p *Program) (*vm, error) {
+	r.mu.Lock()
+	pl, ok := r.pools[p.hash]
+	if !ok {
+		pl = &pool{idle: make(chan *vm, r.opts.PoolSize)}
+		r.pools[p.hash] = pl
+	}
+	pl.lastUsed = time.Now()
+	r.mu.Unlock()
+	select {
+	case v := <-pl.idle:
+		return v, nil
+	default:
+	}
+	v := newVM(r)
+	if err := v.load(p); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func (r *Runner) put(v *vm) {
+	if v.broken {
+		return
+	}
+	r.mu.Lock()
+	pl, ok := r.pools[v.prog.hash]
+	r.mu.Unlock()
+	if !ok {
+		return
+	}
+	select {
+	case pl.idle <- v:
+	default:
+	}
+}
+
+// heapBytes is the heap's size now (objects, live or not yet swept).
+func heapBytes() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+// monitor keeps the memory limit of running calls, and drops the pools
+// of programs unused for ten minutes (older versions, deleted functions).
+func (r *Runner) monitor() {
+	defer close(r.done)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	lastSweep := time.Now()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case now := <-tick.C:
+			r.mu.Lock()
+			if len(r.inflight) > 0 && r.opts.MemoryLimit > 0 {
+				h := heapBytes()
+				for v, c := range r.inflight {
+					if h > c.heap0 && h-c.heap0 > uint64(r.opts.MemoryLimit) {
+						v.rt.Interrupt(errMemory)
+					}
+				}
+			}
+			if now.Sub(lastSweep) > time.Minute {
+				lastSweep = now
+				for h, pl := range r.pools {
+					if now.Sub(pl.lastUsed) > 10*time.Minute {
+						delete(r.pools, h)
+					}
+				}
+			}
+			r.mu.Unlock()
+		}
+	}
+}
+
+// invoke calls the handler named name of p with args (built on the
+// interpreter) and waits for the promise it returns, running timers,
+// within the program's time limit. done, when not nil, reads the result
+// on the interpreter before it goes back to the pool.
+func (r *Runner) invoke(ctx context.Context, p *Program, name string, args func(v *vm) ([]goja.Value, error),
+	done func(v *vm, c *call, res goja.Value) Outcome) (*call, Outcome) {
+	start := time.Now()
+	c := &call{deadline: start.Add(p.spec.Timeout)}
+	out := r.invokeOn(ctx, p, c, name, args, done)
+	if r.opts.Metrics != nil {
+		r.opts.Metrics.observe(p, out, time.Since(start))
+	}
+	if c.logs.Len() > 0 {
+		r.ring(p.spec.ID).add(LogEntry{Time: start.UTC(), Version: p.spec.Version, Status: out.Status.String(), Text: c.logs.String()})
+		r.log.Debug("function logs", "function", p.spec.ID, "version", p.spec.Version, "logs", c.logs.String())
+	}
+	return c, out
+}
+
+func (r *Runner) invokeOn(ctx context.Context, p *Program, c *call, name string, args func(v *vm) ([]goja.Value, error),
+	done func(v *vm, c *call, res goja.Value) Outcome) Outcome {
+	v, err := r.get(p)
+	if err != nil {
+		return Outcome{Status: Discard, Class: "Error", Message: "loading the function: " + err.Error()}
+	}
+	fn := v.handler(name)
+	if fn == nil {
+		r.put(v)
+		return Outcome{Status: Discard, Class: ClassNoHandler, Message: "the function does not define " + name}
+	}
+	cctx, cancel := context.WithDeadline(ctx, c.deadline)
+	defer cancel()
+	c.ctx = cctx
+	v.call = c
+	r.mu.Lock()
+	c.heap0 = heapBytes()
+	r.inflight[v] = c
+	r.mu.Unlock()
+	stopInterrupt := context.AfterFunc(cctx, func() { v.rt.Interrupt(errTimeout) })
+
+	out := func() Outcome {
+		a, err := args(v)
+		if err != nil {
+			return Outcome{Status: Discard, Class: "InvalidEventPayload", Message: err.Error()}
+		}
+		res, err := fn(goja.Undefined(), a...)
+		if err == nil {
+			res, err = v.await(res)
+		}
+		if c.stop != nil {
+			return *c.stop
+		}
+		if err != nil {
+			return v.outcomeOf(err)
+		}
+		if done != nil {
+			return done(v, c, res)
+		}
+		return Outcome{Status: OK}
+	}()
+
+	if !stopInterrupt() {
+		v.broken = true // the interrupt ran, or may yet
+	}
+	r.mu.Lock()
+	delete(r.inflight, v)
+	r.mu.Unlock()
+	if out.Class == ClassTimeout || out.Class == ClassMemoryLimit {
+		v.broken = true
+	}
+	v.rt.ClearInterrupt()
+	v.call = nil
+	r.put(v)
+	return out
+}
+
+// rejection is a promise rejected with reason.
+type rejection struct{ reason goja.Value }
+
+func (e *rejection) Error() string { return "the promise was rejected: " + e.reason.String() }
+
+// await settles val when it is a promise: pending, it runs the call's
+// timers in order until the promise settles or none is left.
+func (v *vm) await(val goja.Value) (goja.Value, error) {
+	for {
+		p, ok := val.Export().(*goja.Promise)
+		if !ok {
+			return val, nil
+		}
+		switch p.State() {
+		case goja.PromiseStateFulfilled:
+			return p.Result(), nil
+		case goja.PromiseStateRejected:
+			return nil, &rejection{reason: p.Result()}
+		}
+		t := v.call.nextTimer()
+		if t == nil {
+			return nil, &rejection{reason: v.rt.ToValue("the handler's promise never settles: it waits for something that does not happen")}
+		}
+		if d := time.Until(t.at); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-v.call.ctx.Done():
+				return nil, &goja.InterruptedError{}
+			}
+		}
+		if _, err := t.fn(goja.Undefined()); err != nil {
+			return nil, err
+		}
+	}
+}
