@@ -39,7 +39,12 @@ const (
 
 // call is the state of one call on an interpreter.
 type call struct {
+	// parent is the caller's context; ctx is parent bounded by the
+	// deadline, made when the call first waits (fetch, timers): most
+	// calls never wait, and a context with a timer costs a few µs.
+	parent   context.Context
 	ctx      context.Context
+	cancel   context.CancelFunc
 	deadline time.Time
 	logs     bytes.Buffer
 	logsCut  bool
@@ -48,6 +53,9 @@ type call struct {
 	timers   []*timer
 	timerSeq int
 	heap0    uint64
+	// interrupted is what the runner's monitor interrupted the call for
+	// (errTimeout, errMemory), nil while it has not; under Runner.mu.
+	interrupted error
 	// stop is set by a native that must end the call (too many fetches):
 	// the call fails with it even if the code catches the error thrown.
 	stop *Outcome
@@ -150,6 +158,23 @@ func (v *vm) timer(fn goja.Value, ms float64) goja.Value {
 	return v.rt.ToValue(c.timerSeq)
 }
 
+// context is the call's context, bounded by its deadline.
+func (c *call) context() context.Context {
+	if c.ctx == nil {
+		parent := c.parent
+		if parent == nil {
+			parent = context.Background()
+		}
+		c.ctx, c.cancel = context.WithDeadline(parent, c.deadline)
+	}
+	return c.ctx
+}
+
+// expired reports whether the call's time is up or its caller gave up.
+func (c *call) expired(now time.Time) bool {
+	return now.After(c.deadline) || (c.parent != nil && c.parent.Err() != nil)
+}
+
 // nextTimer removes and returns the timer due first, nil when none.
 func (c *call) nextTimer() *timer {
 	if len(c.timers) == 0 {
@@ -198,7 +223,8 @@ func (v *vm) fetch(rawURL, method string, headers [][]string, body goja.Value) g
 	if body != nil && !goja.IsNull(body) && !goja.IsUndefined(body) {
 		rd = strings.NewReader(body.String())
 	}
-	req, err := http.NewRequestWithContext(c.ctx, method, u.String(), rd)
+	ctx := c.context()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
 		panic(v.rt.NewTypeError(fmt.Sprintf("fetch: %v", err)))
 	}
@@ -212,7 +238,7 @@ func (v *vm) fetch(rawURL, method string, headers [][]string, body goja.Value) g
 	}
 	resp, err := v.runner.opts.HTTP.Do(req)
 	if err != nil {
-		if c.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			v.rt.Interrupt(errTimeout)
 		}
 		panic(v.fetchError(fmt.Sprintf("request to %s failed: %v", u.Redacted(), errors.Unwrap(err))))

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dop251/goja"
@@ -33,14 +34,19 @@ type Options struct {
 }
 
 // Runner executes [Program]s. Each call runs on an interpreter of its own
-// (taken from a pool per program), under the program's time limit: the
-// interpreter is interrupted when the limit passes, even in an infinite
-// loop, and fetch's requests end with it. The memory limit is kept by
-// sampling the process heap every 10 ms while calls run: a call during
-// which the heap grew by more than the limit is interrupted. Natives that
-// grow a value in one step (String.prototype.repeat, Array(n), fill, …)
-// refuse results over 64 Mi elements. The code has no file system,
-// process or network access other than fetch to its allowed hosts.
+// (taken from a pool per program), under the program's time limit: a
+// monitor goroutine looks at the running calls every 10 ms and interrupts
+// those whose time is up (or whose caller's context ended), even in an
+// infinite loop; fetch's requests and timers end with the limit exactly.
+// The monitor keeps the memory limit too, from the live heap the garbage
+// collector last measured: a call during which the live heap grew by more
+// than the limit is interrupted (garbage does not count, so a busy process
+// whose heap swings between collections does not stop calls; a call that
+// keeps what it allocates is stopped after a collection or two). Natives
+// that grow a value in one step (String.prototype.repeat, fill, typed
+// arrays, JSON.stringify, …) refuse results over 64 Mi elements. The code
+// has no file system, process or network access other than fetch to its
+// allowed hosts.
 //
 // A Runner is safe for concurrent use.
 type Runner struct {
@@ -51,6 +57,11 @@ type Runner struct {
 	pools    map[string]*pool // by program hash
 	inflight map[*vm]*call
 	logs     map[string]*LogRing // by function id
+	closed   bool
+
+	// heap is the live heap as the monitor last read it: a call's start
+	// takes it rather than reading the runtime's metrics itself.
+	heap atomic.Uint64
 
 	stop chan struct{}
 	done chan struct{}
@@ -80,17 +91,31 @@ func NewRunner(opts Options) *Runner {
 	}
 	r := &Runner{opts: opts, log: opts.Logger, pools: map[string]*pool{}, inflight: map[*vm]*call{},
 		logs: map[string]*LogRing{}, stop: make(chan struct{}), done: make(chan struct{})}
+	r.heap.Store(heapBytes())
 	go r.monitor()
 	return r
 }
 
-// Close stops the runner's monitor and drops its interpreters.
+// Close interrupts the calls running (they end as timed out, to be
+// retried), stops the runner's monitor and drops its interpreters; calls
+// made after Close retry at once. Close may be called more than once.
 func (r *Runner) Close() {
-	close(r.stop)
-	<-r.done
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	for v, c := range r.inflight {
+		if c.interrupted == nil {
+			c.interrupted = errTimeout
+			v.rt.Interrupt(errTimeout)
+		}
+	}
 	r.pools = map[string]*pool{}
 	r.mu.Unlock()
+	close(r.stop)
+	<-r.done
 }
 
 // get returns an interpreter loaded with p.
@@ -131,9 +156,10 @@ func (r *Runner) put(v *vm) {
 	}
 }
 
-// heapBytes is the heap's size now (objects, live or not yet swept).
+// heapBytes is the live heap: the bytes of objects the last garbage
+// collection found reachable, and those allocated since.
 func heapBytes() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0
@@ -141,8 +167,9 @@ func heapBytes() uint64 {
 	return s[0].Value.Uint64()
 }
 
-// monitor keeps the memory limit of running calls, and drops the pools
-// of programs unused for ten minutes (older versions, deleted functions).
+// monitor keeps the time and memory limits of running calls, and drops
+// the pools of programs unused for ten minutes (older versions, deleted
+// functions).
 func (r *Runner) monitor() {
 	defer close(r.done)
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -153,13 +180,18 @@ func (r *Runner) monitor() {
 		case <-r.stop:
 			return
 		case now := <-tick.C:
+			h := heapBytes()
+			r.heap.Store(h)
 			r.mu.Lock()
-			if len(r.inflight) > 0 && r.opts.MemoryLimit > 0 {
-				h := heapBytes()
-				for v, c := range r.inflight {
-					if h > c.heap0 && h-c.heap0 > uint64(r.opts.MemoryLimit) {
-						v.rt.Interrupt(errMemory)
-					}
+			for v, c := range r.inflight {
+				switch {
+				case c.interrupted != nil:
+				case c.expired(now):
+					c.interrupted = errTimeout
+					v.rt.Interrupt(errTimeout)
+				case r.opts.MemoryLimit > 0 && h > c.heap0 && h-c.heap0 > uint64(r.opts.MemoryLimit):
+					c.interrupted = errMemory
+					v.rt.Interrupt(errMemory)
 				}
 			}
 			if now.Sub(lastSweep) > time.Minute {
@@ -205,15 +237,16 @@ func (r *Runner) invokeOn(ctx context.Context, p *Program, c *call, name string,
 		r.put(v)
 		return Outcome{Status: Discard, Class: ClassNoHandler, Message: "the function does not define " + name}
 	}
-	cctx, cancel := context.WithDeadline(ctx, c.deadline)
-	defer cancel()
-	c.ctx = cctx
+	c.parent = ctx
 	v.call = c
 	r.mu.Lock()
-	c.heap0 = heapBytes()
+	if r.closed {
+		r.mu.Unlock()
+		return Outcome{Status: Retry, Class: "Error", Message: "the function runner is closed"}
+	}
+	c.heap0 = r.heap.Load()
 	r.inflight[v] = c
 	r.mu.Unlock()
-	stopInterrupt := context.AfterFunc(cctx, func() { v.rt.Interrupt(errTimeout) })
 
 	out := func() Outcome {
 		a, err := args(v)
@@ -236,12 +269,24 @@ func (r *Runner) invokeOn(ctx context.Context, p *Program, c *call, name string,
 		return Outcome{Status: OK}
 	}()
 
-	if !stopInterrupt() {
-		v.broken = true // the interrupt ran, or may yet
-	}
 	r.mu.Lock()
 	delete(r.inflight, v)
+	intr := c.interrupted
 	r.mu.Unlock()
+	if c.cancel != nil {
+		c.cancel()
+	}
+	if intr != nil {
+		// The interrupt may have come as the call ended, or while Go code
+		// (reading the result) ran: the call is over its limit all the same.
+		v.broken = true // its state may be half-changed
+		if out.Status == OK || (out.Class != ClassTimeout && out.Class != ClassMemoryLimit) {
+			out = v.outcomeOf(&goja.InterruptedError{})
+			if intr == errMemory {
+				out = Outcome{Status: Discard, Class: ClassMemoryLimit, Message: errMemory.Error()}
+			}
+		}
+	}
 	if out.Class == ClassTimeout || out.Class == ClassMemoryLimit {
 		v.broken = true
 	}
@@ -277,7 +322,7 @@ func (v *vm) await(val goja.Value) (goja.Value, error) {
 		if d := time.Until(t.at); d > 0 {
 			select {
 			case <-time.After(d):
-			case <-v.call.ctx.Done():
+			case <-v.call.context().Done():
 				return nil, &goja.InterruptedError{}
 			}
 		}

@@ -28,9 +28,15 @@ type vm struct {
 	prog     *Program
 	call     *call // the call running, nil between calls
 	settings goja.Value
-	parse    goja.Callable
-	strfy    goja.Callable
-	classes  map[string]*goja.Object
+	// parse and strfy are the interpreter's JSON.parse(text) and
+	// JSON.stringify(value), called from Go.
+	parse        goja.Callable
+	strfy        goja.Callable
+	arrayIsArray goja.Callable
+	syntaxError  *goja.Object
+	rangeErr     *goja.Object
+	objectProto  *goja.Object
+	classes      map[string]*goja.Object
 	// broken is set when a call was interrupted: the interpreter's state
 	// may be half-changed, so it is not pooled again.
 	broken bool
@@ -53,17 +59,55 @@ func newVM(r *Runner) *vm {
 	must(g.Set("__log", v.log))
 	must(g.Set("__timer", v.timer))
 	must(g.Set("__uuid", newUUID))
+	parse := v.rt.ToValue(v.jsonParse)
+	strfy := v.rt.ToValue(v.jsonStringify)
+	must(g.Set("__parse", parse))
+	must(g.Set("__stringify", strfy))
+	v.parse, _ = goja.AssertFunction(parse)
+	v.strfy, _ = goja.AssertFunction(strfy)
+	v.syntaxError = g.Get("SyntaxError").ToObject(v.rt)
+	v.rangeErr = g.Get("RangeError").ToObject(v.rt)
+	v.objectProto = v.rt.NewObject().Prototype()
+	v.arrayIsArray, _ = goja.AssertFunction(g.Get("Array").ToObject(v.rt).Get("isArray"))
 	if _, err := v.rt.RunProgram(prelude); err != nil {
 		panic(fmt.Sprintf("function: the prelude does not run: %v", err))
 	}
 	for _, n := range []string{"EventNotSupported", "InvalidEventPayload", "ValidationError", "RetryError", "DropEvent", "InvalidSettings"} {
 		v.classes[n] = g.Get(n).ToObject(v.rt)
 	}
-	json := g.Get("JSON").ToObject(v.rt)
-	v.parse, _ = goja.AssertFunction(json.Get("parse"))
-	v.strfy, _ = goja.AssertFunction(json.Get("stringify"))
 	return v
 }
+
+// jsonParse is JSON.parse(text) without a reviver.
+func (v *vm) jsonParse(c goja.FunctionCall) goja.Value {
+	val, err := parseJSON(v.rt, v.objectProto, c.Argument(0).String())
+	if err != nil {
+		if je, ok := err.(*jsonError); ok {
+			panic(v.newError(v.syntaxError, je.msg))
+		}
+		panic(err)
+	}
+	return val
+}
+
+// jsonStringify is JSON.stringify(value, replacer, space).
+func (v *vm) jsonStringify(c goja.FunctionCall) goja.Value {
+	s, ok := v.stringify(c.Argument(0), c.Argument(1), c.Argument(2))
+	if !ok {
+		return goja.Undefined()
+	}
+	return v.rt.ToValue(s)
+}
+
+func (v *vm) newError(ctor *goja.Object, msg string) *goja.Object {
+	e, err := v.rt.New(ctor, v.rt.ToValue(msg))
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
+func (v *vm) rangeError(msg string) *goja.Object { return v.newError(v.rangeErr, msg) }
 
 func must(err error) {
 	if err != nil {
@@ -87,7 +131,11 @@ func (v *vm) load(p *Program) error {
 	v.call = c
 	stop := time.AfterFunc(p.spec.Timeout, func() { v.rt.Interrupt(errTimeout) })
 	_, err := v.rt.RunProgram(p.prog)
-	stop.Stop()
+	if !stop.Stop() && err == nil {
+		// The interrupt may yet land, after ClearInterrupt: the
+		// interpreter's first call would stop at once.
+		err = errTimeout
+	}
 	v.call = nil
 	v.rt.ClearInterrupt()
 	if err != nil {
