@@ -56,6 +56,9 @@ type call struct {
 	// interrupted is what the runner's monitor interrupted the call for
 	// (errTimeout, errMemory), nil while it has not; under Runner.mu.
 	interrupted error
+	// loading: the top-level code runs, not a handler (what it would
+	// emit would go nowhere).
+	loading bool
 	// stop is set by a native that must end the call (too many fetches):
 	// the call fails with it even if the code catches the error thrown.
 	stop *Outcome
@@ -102,7 +105,7 @@ func (v *vm) log(level, msg string) {
 // message is kept, as JSON, for the caller to ingest once the call ends.
 func (v *vm) emit(typ string, msg goja.Value) goja.Value {
 	c := v.call
-	if c == nil {
+	if c == nil || c.loading {
 		panic(v.rt.NewTypeError("Segment." + typ + " may only be called while a request is handled"))
 	}
 	if len(c.emitted) >= MaxEmits {
@@ -224,7 +227,7 @@ func (v *vm) fetch(rawURL, method string, headers [][]string, body goja.Value) g
 		rd = strings.NewReader(body.String())
 	}
 	ctx := c.context()
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	req, err := http.NewRequestWithContext(context.WithValue(ctx, hostsKey{}, v.prog.spec.AllowedHosts), method, u.String(), rd)
 	if err != nil {
 		panic(v.rt.NewTypeError(fmt.Sprintf("fetch: %v", err)))
 	}
@@ -237,6 +240,9 @@ func (v *vm) fetch(rawURL, method string, headers [][]string, body goja.Value) g
 		req.Header.Set("User-Agent", "Conflux-Functions/1")
 	}
 	resp, err := v.runner.opts.HTTP.Do(req)
+	if rr := (*redirectRefused)(nil); errors.As(err, &rr) {
+		panic(v.rt.NewTypeError(fmt.Sprintf("fetch %s: %v", u.Redacted(), rr)))
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			v.rt.Interrupt(errTimeout)

@@ -27,7 +27,11 @@ func (p *Program) findHandlers() error {
 		}
 	default:
 		if len(p.handlers) == 0 || (len(p.handlers) == 1 && p.handlers["onRequest"]) {
-			return fmt.Errorf("a %s function must define at least one of onTrack, onIdentify, onPage, onScreen, onGroup, onAlias, onDelete or onBatch", p.spec.Kind)
+			article := "a"
+			if p.spec.Kind == KindInsert {
+				article = "an"
+			}
+			return fmt.Errorf("%s %s function must define at least one of onTrack, onIdentify, onPage, onScreen, onGroup, onAlias, onDelete or onBatch", article, p.spec.Kind)
 		}
 	}
 	return nil

@@ -2,6 +2,8 @@ package function
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/metrics"
@@ -77,6 +79,7 @@ func NewRunner(opts Options) *Runner {
 	if opts.HTTP == nil {
 		opts.HTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
+	opts.HTTP = allowListClient(opts.HTTP)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -154,6 +157,37 @@ func (r *Runner) put(v *vm) {
 	case pl.idle <- v:
 	default:
 	}
+}
+
+// hostsKey is the context key of the allowed hosts of a fetch's request.
+type hostsKey struct{}
+
+// allowListClient is a copy of c that follows a redirect only to a host
+// the function may fetch: without it, an allowed host answering 302 would
+// lead fetch anywhere.
+func allowListClient(c *http.Client) *http.Client {
+	cc := *c
+	next := c.CheckRedirect
+	cc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if hosts, ok := req.Context().Value(hostsKey{}).([]string); ok && !hostAllowed(hosts, req.URL.Host) {
+			return &redirectRefused{host: req.URL.Host}
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &cc
+}
+
+// redirectRefused is a redirect to a host not allowed.
+type redirectRefused struct{ host string }
+
+func (e *redirectRefused) Error() string {
+	return fmt.Sprintf("redirected to host %q, which is not in the function's allowed hosts", e.host)
 }
 
 // heapBytes is the live heap: the bytes of objects the last garbage

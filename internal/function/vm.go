@@ -127,7 +127,7 @@ func (v *vm) load(p *Program) error {
 		}
 		must(v.rt.GlobalObject().Set("Segment", seg))
 	}
-	c := &call{deadline: time.Now().Add(p.spec.Timeout)}
+	c := &call{deadline: time.Now().Add(p.spec.Timeout), loading: true}
 	v.call = c
 	stop := time.AfterFunc(p.spec.Timeout, func() { v.rt.Interrupt(errTimeout) })
 	_, err := v.rt.RunProgram(p.prog)
