@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
@@ -218,6 +219,10 @@ func (r *Runner) monitor() {
 			r.heap.Store(h)
 			r.mu.Lock()
 			for v, c := range r.inflight {
+				// Growth counts from the lowest live heap seen during the
+				// call: at its start, the last collection's figure may still
+				// count garbage of earlier work, collected since.
+				c.heap0 = min(c.heap0, h)
 				switch {
 				case c.interrupted != nil:
 				case c.expired(now):
@@ -330,6 +335,8 @@ func (r *Runner) invokeOn(ctx context.Context, p *Program, c *call, name string,
 	return out
 }
 
+var promiseType = reflect.TypeOf((*goja.Promise)(nil))
+
 // rejection is a promise rejected with reason.
 type rejection struct{ reason goja.Value }
 
@@ -339,10 +346,13 @@ func (e *rejection) Error() string { return "the promise was rejected: " + e.rea
 // timers in order until the promise settles or none is left.
 func (v *vm) await(val goja.Value) (goja.Value, error) {
 	for {
-		p, ok := val.Export().(*goja.Promise)
-		if !ok {
+		// Not Export: of an object it copies every property out, running
+		// getters, that may throw (a Go panic here) or be slow.
+		obj, ok := val.(*goja.Object)
+		if !ok || obj.ExportType() != promiseType {
 			return val, nil
 		}
+		p := obj.Export().(*goja.Promise)
 		switch p.State() {
 		case goja.PromiseStateFulfilled:
 			return p.Result(), nil
