@@ -16,8 +16,9 @@ import (
 )
 
 // API is the Config API under /api/v1: sources, destinations, tracking
-// plans, transformations and alert rules, listed, created, updated,
-// deleted, and write keys rotated; and the identity settings, read,
+// plans, transformations, functions and alert rules, listed, created,
+// updated, deleted, write keys rotated, and function versions listed and
+// deployed (see api_functions.go); and the identity settings, read,
 // replaced and reset (/api/v1/identity/settings). Every change is
 // written to the state store and made live (Manager.Reload) before the
 // response, so the next request anywhere in this process sees it.
@@ -74,6 +75,7 @@ func (a *API) Register(mux *http.ServeMux, auth func(http.Handler) http.Handler)
 	h("GET /api/v1/alerts/{id}", a.getAlert)
 	h("PATCH /api/v1/alerts/{id}", a.updateAlert)
 	h("DELETE /api/v1/alerts/{id}", a.deleteAlert)
+	a.registerFunctions(h)
 	h("GET /api/v1/identity/settings", a.getIdentity)
 	h("PUT /api/v1/identity/settings", a.putIdentity)
 	h("DELETE /api/v1/identity/settings", a.deleteIdentity)
@@ -141,13 +143,16 @@ func (a *API) getSource(w http.ResponseWriter, r *http.Request) {
 // left as they are on update. On update, schema is merged into the
 // source's schema block: the keys it holds are set ("" resets a control to
 // allow, or a forward to none), the others kept; schema null resets the
-// whole block. tracking_plan "" detaches the plan.
+// whole block. tracking_plan "" detaches the plan, function and
+// insert_function "" the function.
 type sourceBody struct {
-	ID           *string         `json:"id"`
-	Name         *string         `json:"name"`
-	WriteKey     *string         `json:"write_key"`
-	TrackingPlan *string         `json:"tracking_plan"`
-	Schema       json.RawMessage `json:"schema"`
+	ID             *string         `json:"id"`
+	Name           *string         `json:"name"`
+	WriteKey       *string         `json:"write_key"`
+	TrackingPlan   *string         `json:"tracking_plan"`
+	Schema         json.RawMessage `json:"schema"`
+	Function       *string         `json:"function"`
+	InsertFunction *string         `json:"insert_function"`
 }
 
 // mergeSchema applies the schema object of a request body to s, strictly:
@@ -193,7 +198,7 @@ func (a *API) createSource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := Source{ID: deref(b.ID), Name: deref(b.Name), WriteKey: deref(b.WriteKey), Origin: OriginAPI,
-		TrackingPlan: deref(b.TrackingPlan)}
+		TrackingPlan: deref(b.TrackingPlan), Function: deref(b.Function), InsertFunction: deref(b.InsertFunction)}
 	if err := mergeSchema(&s.Schema, b.Schema); err != nil {
 		httpapi.WriteError(w, http.StatusBadRequest, "invalid_json", "request body: "+err.Error())
 		return
@@ -227,6 +232,12 @@ func (a *API) updateSource(w http.ResponseWriter, r *http.Request) {
 	}
 	if b.TrackingPlan != nil {
 		s.TrackingPlan = *b.TrackingPlan
+	}
+	if b.Function != nil {
+		s.Function = *b.Function
+	}
+	if b.InsertFunction != nil {
+		s.InsertFunction = *b.InsertFunction
 	}
 	if err := mergeSchema(&s.Schema, b.Schema); err != nil {
 		httpapi.WriteError(w, http.StatusBadRequest, "invalid_json", "request body: "+err.Error())
@@ -279,16 +290,17 @@ func (a *API) getDestination(w http.ResponseWriter, r *http.Request) {
 // the whole list. Delivery is merged into the destination's delivery
 // options, as a source's schema is: the keys it holds are set (null or 0
 // resets one to the engine's default), the others kept; delivery null
-// resets them all.
+// resets them all. insert_function "" removes the insert function.
 type destinationBody struct {
-	ID       *string             `json:"id"`
-	Name     *string             `json:"name"`
-	Type     *string             `json:"type"`
-	Enabled  *bool               `json:"enabled"`
-	Sources  *[]string           `json:"sources"`
-	Settings *map[string]any     `json:"settings"`
-	Filters  *[]transform.Filter `json:"filters"`
-	Delivery json.RawMessage     `json:"delivery"`
+	ID             *string             `json:"id"`
+	Name           *string             `json:"name"`
+	Type           *string             `json:"type"`
+	Enabled        *bool               `json:"enabled"`
+	Sources        *[]string           `json:"sources"`
+	Settings       *map[string]any     `json:"settings"`
+	Filters        *[]transform.Filter `json:"filters"`
+	Delivery       json.RawMessage     `json:"delivery"`
+	InsertFunction *string             `json:"insert_function"`
 }
 
 // apply sets the fields of d that b holds and returns the problems of its
@@ -311,6 +323,9 @@ func (b *destinationBody) apply(d *Destination) []*FieldError {
 	}
 	if b.Filters != nil {
 		d.Filters = *b.Filters
+	}
+	if b.InsertFunction != nil {
+		d.InsertFunction = *b.InsertFunction
 	}
 	return patchDelivery(&d.Delivery, b.Delivery)
 }

@@ -23,6 +23,11 @@ type ApplyReport struct {
 	TrackingPlans   ApplyChanges
 	Transformations ApplyChanges
 	Alerts          ApplyChanges
+	// Functions are the declared functions: a created one has its version
+	// 1 deployed; an updated one, whose declaration changed, has the
+	// file's content deployed (saved as a new version when it differs from
+	// the latest).
+	Functions ApplyChanges
 	// Identity holds the one id "identity" when the file's identity block
 	// was stored (Created, Updated), left alone (Unchanged) or, no longer
 	// in the file, deleted (Deleted).
@@ -32,7 +37,7 @@ type ApplyReport struct {
 // Changed reports whether ApplyFile changed the workspace.
 func (r ApplyReport) Changed() bool {
 	return r.Sources.changed() || r.Destinations.changed() || r.TrackingPlans.changed() || r.Transformations.changed() ||
-		r.Alerts.changed() || r.Identity.changed()
+		r.Alerts.changed() || r.Identity.changed() || r.Functions.changed()
 }
 
 // ApplyChanges lists the ids of one kind of object by what ApplyFile did
@@ -69,6 +74,10 @@ type sourceDecl struct {
 	WriteKey     string        `json:"write_key"`
 	TrackingPlan string        `json:"tracking_plan,omitempty"`
 	Schema       *SourceSchema `json:"schema,omitempty"`
+	// Function and InsertFunction are the ids of its functions; their
+	// content is each function's own declaration.
+	Function       string `json:"function,omitempty"`
+	InsertFunction string `json:"insert_function,omitempty"`
 }
 
 // destinationDecl is what the config file declares about a destination.
@@ -83,6 +92,8 @@ type destinationDecl struct {
 	Settings map[string]any     `json:"settings"`
 	Filters  []transform.Filter `json:"filters,omitempty"`
 	Delivery *DeliveryOptions   `json:"delivery,omitempty"`
+	// InsertFunction is the id of its insert function.
+	InsertFunction string `json:"insert_function,omitempty"`
 }
 
 // trackingPlanDecl is what the config file declares about a tracking plan.
@@ -151,13 +162,21 @@ func declHash(v any) (string, error) {
 // through the API) even when their declaration is unchanged; see
 // [ApplyChanges].Moved.
 //
+// A file function follows the same rules, its declaration being its name,
+// kind and content: a new one is stored as version 1 and deployed; a
+// changed one has the file's content deployed, saved as a new version if it
+// differs from the latest (so that versions saved through the API are kept
+// in the history); an unchanged one is left alone, whatever version the API
+// has deployed since. Its kind cannot change (an [ErrConflict]).
+//
 // Objects with origin file that the file no longer declares are deleted,
-// alerts and transformations first, tracking plans last. Objects with
-// origin api are never touched: one that the file declares too is an
-// [ErrConflict] error, as is an object the file drops while an object it
-// does not control still uses it (a source used by an API destination, a
-// tracking plan used by an API source, a destination watched by an API
-// alert, …), and a write key held by another source
+// alerts and transformations first, tracking plans and then functions
+// last. Objects with origin api are never touched: one that the file
+// declares too is an [ErrConflict] error, as is an object the file drops
+// while an object it does not control still uses it (a source used by an
+// API destination, a tracking plan used by an API source, a destination
+// watched by an API alert, a function used by an API source, …), and a
+// write key held by another source
 // (the error names both). Shape problems, duplicate ids or keys, and
 // references to objects that neither the file nor the store's API objects
 // hold are a [*ValidationError]. On any error nothing is changed.
@@ -192,6 +211,7 @@ type checkedFile struct {
 	plans           []TrackingPlan
 	transformations []Transformation
 	alerts          []Alert
+	functions       []Function
 
 	srcHashes, dstHashes, planHashes, trHashes, alertHashes []string
 	// alertNotify are the alerts' encoded notify blocks.
@@ -204,6 +224,11 @@ type checkedFile struct {
 	// declaration hash.
 	identity     *identity.Settings
 	identityHash string
+	// fnHashes are the functions' declaration hashes, fnContent their
+	// encoded content, fnPaths the paths that declared them.
+	fnHashes  []string
+	fnContent []functionContent
+	fnPaths   []string
 }
 
 // checkFile validates cfg on its own and returns it normalized and hashed.
@@ -215,7 +240,7 @@ func checkFile(cfg *Config) (*checkedFile, error) {
 		transformations: slices.Clone(cfg.Transformations),
 		alerts:          slices.Clone(cfg.Alerts),
 	}
-	var errs []*FieldError
+	errs := f.checkFunctions(cfg)
 	ids := make(map[string]int)
 	keys := make(map[string]int)
 	f.srcHashes = make([]string, len(f.sources))
@@ -231,7 +256,8 @@ func checkFile(cfg *Config) (*checkedFile, error) {
 			errs = append(errs, &FieldError{Path: p + ".write_key", Message: fmt.Sprintf("same write key as sources[%d]", j)})
 		}
 		keys[s.WriteKey] = i
-		decl := sourceDecl{ID: s.ID, Name: s.Name, WriteKey: s.WriteKey, TrackingPlan: s.TrackingPlan}
+		decl := sourceDecl{ID: s.ID, Name: s.Name, WriteKey: s.WriteKey, TrackingPlan: s.TrackingPlan,
+			Function: s.Function, InsertFunction: s.InsertFunction}
 		if s.Schema != (SourceSchema{}) {
 			decl.Schema = &s.Schema
 		}
@@ -253,7 +279,7 @@ func checkFile(cfg *Config) (*checkedFile, error) {
 		}
 		dstIDs[d.ID] = i
 		decl := destinationDecl{ID: d.ID, Name: d.Name, Type: d.Type, Enabled: d.Enabled,
-			Sources: sortedCopy(d.Sources), Settings: d.Settings, Filters: d.Filters}
+			Sources: sortedCopy(d.Sources), Settings: d.Settings, Filters: d.Filters, InsertFunction: d.InsertFunction}
 		if decl.Settings == nil {
 			decl.Settings = map[string]any{}
 		}
@@ -358,6 +384,7 @@ type applier struct {
 	plans           map[string]storedPlan
 	transformations map[string]storedTransformation
 	alerts          map[string]storedAlert
+	functions       map[string]storedFunction
 }
 
 // removed returns the ids of the stored objects with origin file that the
@@ -399,6 +426,8 @@ func (a *applier) run(ctx context.Context) error {
 		idSet(f.transformations, func(t Transformation) string { return t.ID }))
 	removedAlerts := removed(a.alerts, func(al storedAlert) string { return al.Origin },
 		idSet(f.alerts, func(al Alert) string { return al.ID }))
+	removedFunctions := removed(a.functions, func(fn storedFunction) string { return fn.Origin },
+		idSet(f.functions, func(fn Function) string { return fn.ID }))
 
 	// Alerts go first too: they refer to sources and destinations.
 	for _, id := range removedAlerts {
@@ -432,7 +461,13 @@ func (a *applier) run(ctx context.Context) error {
 		}
 	}
 
-	// Plans before the sources that use them.
+	// Functions and plans before the sources and destinations that use
+	// them.
+	for i := range f.functions {
+		if err := a.applyFunction(ctx, i); err != nil {
+			return err
+		}
+	}
 	for i := range f.plans {
 		if err := a.applyPlan(ctx, i); err != nil {
 			return err
@@ -497,6 +532,13 @@ func (a *applier) run(ctx context.Context) error {
 		}
 		a.rep.TrackingPlans.Deleted = append(a.rep.TrackingPlans.Deleted, id)
 	}
+	// Functions last: sources and destinations refer to them.
+	for _, id := range removedFunctions {
+		if err := a.r.deleteFunction(ctx, a.tx, id); err != nil {
+			return fmt.Errorf("removing function %q, no longer in the file: %w", id, err)
+		}
+		a.rep.Functions.Deleted = append(a.rep.Functions.Deleted, id)
+	}
 	return nil
 }
 
@@ -541,6 +583,14 @@ func (a *applier) load(ctx context.Context) error {
 	for _, al := range alerts {
 		a.alerts[al.ID] = al
 	}
+	fns, err := a.r.loadFunctions(ctx, a.tx, "", false)
+	if err != nil {
+		return fmt.Errorf("reading functions: %w", err)
+	}
+	a.functions = make(map[string]storedFunction, len(fns))
+	for _, fn := range fns {
+		a.functions[fn.ID] = fn
+	}
 	return nil
 }
 
@@ -572,6 +622,9 @@ func (a *applier) check() error {
 		if cur, ok := a.alerts[al.ID]; ok && cur.Origin != OriginFile {
 			return fmt.Errorf("alerts[%d]: alert %q was created through the API; delete it there or rename it in the file: %w", i, al.ID, ErrConflict)
 		}
+	}
+	if err := a.checkFunctions(); err != nil {
+		return err
 	}
 
 	// A reference is good if the file declares the object, or the store
@@ -629,6 +682,7 @@ func (a *applier) check() error {
 			missing(fmt.Sprintf("alerts[%d].destination", i), "destination", id)
 		}
 	}
+	errs = append(errs, a.missingFunctions()...)
 	if len(errs) > 0 {
 		return &ValidationError{Errors: errs}
 	}

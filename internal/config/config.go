@@ -1,9 +1,9 @@
 // Package config holds the workspace model — sources, destinations, tracking
-// plans, transformations, destination filters, alert rules, identity
-// resolution rules, the Profile API's space and the admin token — and
-// everything that reads or changes it: the YAML config file, the persisted
-// copy in the state store, the Config API, and the live snapshot that
-// other stages read on every request. Alert rules are only declared here;
+// plans, transformations, destination filters, JavaScript functions, alert
+// rules, identity resolution rules, the Profile API's space and the admin
+// token — and everything that reads or changes it: the YAML config file,
+// the persisted copy in the state store, the Config API, and the live
+// snapshot that other stages read on every request. Alert rules are only declared here;
 // internal/observe/alert evaluates them. Identity rules are
 // [identity.Settings], checked and compiled by internal/aggregate/identity
 // like tracking plans are ([Workspace.Identity]).
@@ -13,7 +13,9 @@
 // internal/process/transform) whenever they are loaded or changed, and
 // compiled once per snapshot ([Workspace.SourceRules],
 // [Workspace.DestinationRules]), so that no stage compiles anything per
-// event.
+// event. JavaScript functions are checked with [function.Compile] whenever
+// they are saved, and the deployed version of each is compiled once per
+// snapshot ([Workspace.Function]).
 //
 // It deliberately does not know what a destination type means: settings are an
 // opaque JSON object here, validated by the delivery stage that owns the type
@@ -116,6 +118,10 @@ type Config struct {
 	Transformations []Transformation
 	// Alerts are the declared alert rules over the delivery metrics.
 	Alerts []Alert
+	// Functions are the declared JavaScript functions, in file order: those
+	// of the top-level functions list and those declared inline by sources
+	// and destinations (see [Parse]). Each is the content to deploy.
+	Functions []Function
 	// Identity are the declared identity resolution rules; nil when the
 	// file has no identity block (the stored rules, from the API or the
 	// defaults, then stand).
@@ -130,6 +136,10 @@ type Config struct {
 	// Both are empty for a Config built in code.
 	file      string
 	positions map[string]position
+	// functionPaths are the paths of the blocks that declared Functions,
+	// such as "sources[0].function", for the problems ApplyFile finds;
+	// nil for a Config built in code ("functions[i]").
+	functionPaths []string
 }
 
 // position is where a value is written in a config file.
@@ -149,6 +159,13 @@ type Source struct {
 	// Schema is what the source does about events that break its tracking
 	// plan, and where it forwards violations and blocked events.
 	Schema SourceSchema `json:"schema"`
+	// Function is the id of a source function (kind source): the source is
+	// then a source function, whose onRequest turns each request to POST
+	// /v1/functions/{source id} into events. Empty for none.
+	Function string `json:"function,omitempty"`
+	// InsertFunction is the id of an insert function run on the source's
+	// events after its plan and transformations; empty for none.
+	InsertFunction string `json:"insert_function,omitempty"`
 	// Origin says who declared the source: "file" or "api".
 	Origin    string    `json:"origin,omitempty"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
@@ -193,6 +210,11 @@ type Destination struct {
 	// Delivery is how the delivery engine treats the destination; the
 	// zero value takes every default.
 	Delivery DeliveryOptions `json:"delivery"`
+	// InsertFunction is the id of an insert function run on every event on
+	// its way to the destination; empty for none. (A destination of type
+	// [FunctionDestinationType] names its destination function in its
+	// settings instead.)
+	InsertFunction string `json:"insert_function,omitempty"`
 	// Origin says who declared the destination: "file" or "api".
 	Origin    string    `json:"origin,omitempty"`
 	CreatedAt time.Time `json:"created_at,omitzero"`

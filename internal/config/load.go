@@ -18,6 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/confluxcdp/conflux/internal/function"
 	"github.com/confluxcdp/conflux/internal/process/transform"
 )
 
@@ -110,6 +111,33 @@ func Load(path string) (*Config, error) {
 // when the YAML of such a rule already has a problem, it is not compiled
 // too.
 //
+// JavaScript functions are declared in three ways, each compiled with
+// [function.Compile] so that code that does not compile, or lacks the
+// handlers its kind needs, is an error at its line and column (in the
+// config file for inline code written as a literal block (|) or on one
+// line; in the code file for code_file):
+//   - a source's function block ({code or code_file, settings,
+//     allowed_hosts, timeout}) declares the source function
+//     "source-<source id>", and its insert_function block the insert
+//     function "source-<source id>-insert";
+//   - a destination of type function with code or code_file (and
+//     allowed_hosts, timeout) at its top level declares the destination
+//     function "destination-<destination id>", whose settings are the
+//     destination's settings block: the destination's Settings become
+//     {"function": "destination-<destination id>"}; its insert_function
+//     block declares "destination-<destination id>-insert";
+//   - the top-level functions list declares functions with an id, a kind
+//     and the same fields, which sources and destinations name by id
+//     (function: <id>, insert_function: <id>, or the settings
+//     {function: <id>} of a destination of type function).
+//
+// Exactly one of code and code_file is given; code_file is relative to the
+// config file's directory. Code is taken as written, without environment
+// references (${…} is JavaScript's); put secrets in settings. A reference
+// by id to a function the file does not declare is left to
+// [Repo.ApplyFile], which accepts functions created through the Config
+// API; one the file declares must be of the kind the reference needs.
+//
 // Every declared object gets Origin [OriginFile]; a source's, tracking
 // plan's or alert's Name defaults to its ID, a destination's and an
 // alert's Enabled to true, a transformation's Enabled to true (set
@@ -131,6 +159,7 @@ func parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		lookupEnv: lookupEnv,
 		nodes:     make(map[string]*yaml.Node),
 		budget:    maxNodes,
+		lines:     strings.Split(string(data), "\n"),
 	}
 	cfg := l.decode(data)
 	if cfg != nil {
@@ -175,6 +204,10 @@ type loader struct {
 	// filters, a transformation) whose YAML had problems: compiling what
 	// could be decoded of them would only report follow-on errors.
 	undecoded map[string]bool
+	// lines are the file's lines, to place problems inside inline code;
+	// functions the functions declared so far.
+	lines     []string
+	functions []*declaredFunction
 }
 
 // problems counts the problems recorded so far.
@@ -211,13 +244,14 @@ func (l *loader) errorf(n *yaml.Node, path, format string, args ...any) {
 	l.add(fe)
 }
 
-// add records a problem, or only counts it once there are maxErrors.
+// add records a problem, or only counts it once there are maxErrors. A
+// problem without a File is in the config file itself.
 func (l *loader) add(fe *FieldError) {
 	if len(l.errs) >= maxErrors {
 		l.dropped++
 		return
 	}
-	fe.File = l.file
+	fe.File = cmp.Or(fe.File, l.file)
 	l.errs = append(l.errs, fe)
 }
 
@@ -306,6 +340,10 @@ func (l *loader) decode(data []byte) *Config {
 			for i, item := range l.list(key, v) {
 				cfg.Alerts = append(cfg.Alerts, l.alert(fmt.Sprintf("%s[%d]", key, i), item))
 			}
+		case "functions":
+			for i, item := range l.list(key, v) {
+				l.functionEntry(fmt.Sprintf("%s[%d]", key, i), item)
+			}
 		case "dedup_window":
 			if d, ok := l.dedupWindow(key, v); ok {
 				cfg.DedupWindow = d
@@ -316,6 +354,10 @@ func (l *loader) decode(data []byte) *Config {
 			cfg.Profiles = l.profiles(key, v)
 		}
 	})
+	for _, d := range l.functions {
+		cfg.Functions = append(cfg.Functions, d.fn)
+		cfg.functionPaths = append(cfg.functionPaths, d.path)
+	}
 	return cfg
 }
 
@@ -324,11 +366,12 @@ var (
 	topFields = []string{
 		"admin_token", "public_url", "trusted_proxies", "dedup_window",
 		"sources", "destinations", "tracking_plans", "transformations", "alerts",
-		"identity", "profiles",
+		"functions", "identity", "profiles",
 	}
-	sourceFields      = []string{"id", "name", "write_key", "tracking_plan", "schema"}
-	destinationFields = []string{"id", "name", "type", "enabled", "sources", "settings", "filters", "delivery"}
-	deliveryFields    = []string{"concurrency", "rate_limit", "max_retry_age"}
+	sourceFields      = []string{"id", "name", "write_key", "tracking_plan", "schema", "function", "insert_function"}
+	destinationFields = []string{"id", "name", "type", "enabled", "sources", "settings", "filters", "delivery", "insert_function",
+		"code", "code_file", "allowed_hosts", "timeout"}
+	deliveryFields = []string{"concurrency", "rate_limit", "max_retry_age"}
 )
 
 // source decodes one entry of sources.
@@ -338,10 +381,18 @@ func (l *loader) source(path string, n *yaml.Node) Source {
 	if m == nil {
 		return src
 	}
+	var fn, insertFn *yaml.Node
 	l.fields(path, m, sourceFields, func(key string, v *yaml.Node) {
 		p := join(path, key)
-		if key == "schema" {
+		switch key {
+		case "schema":
 			src.Schema = l.schemaBlock(p, v)
+			return
+		case "function":
+			fn = v
+			return
+		case "insert_function":
+			insertFn = v
 			return
 		}
 		s, _ := l.str(p, v)
@@ -359,6 +410,12 @@ func (l *loader) source(path string, n *yaml.Node) Source {
 	if src.Name == "" {
 		src.Name = src.ID
 	}
+	if fn != nil {
+		src.Function = l.functionRef(join(path, "function"), fn, "source", src.ID, "source-"+src.ID, function.KindSource)
+	}
+	if insertFn != nil {
+		src.InsertFunction = l.functionRef(join(path, "insert_function"), insertFn, "source", src.ID, "source-"+src.ID+"-insert", function.KindInsert)
+	}
 	return src
 }
 
@@ -375,9 +432,17 @@ func (l *loader) destination(path string, n *yaml.Node) Destination {
 	if m == nil {
 		return dst
 	}
+	// code … timeout declare the function of a destination of type
+	// function, once its type is known.
+	fnKeys := map[string]*yaml.Node{}
+	var insertFn *yaml.Node
 	l.fields(path, m, destinationFields, func(key string, v *yaml.Node) {
 		p := join(path, key)
 		switch key {
+		case "code", "code_file", "allowed_hosts", "timeout":
+			fnKeys[key] = v
+		case "insert_function":
+			insertFn = v
 		case "id":
 			dst.ID, _ = l.str(p, v)
 		case "name":
@@ -394,25 +459,8 @@ func (l *loader) destination(path string, n *yaml.Node) Destination {
 				dst.Sources = append(dst.Sources, s)
 			}
 		case "settings":
-			l.nodes[p] = v
-			if isNullNode(resolveAlias(v)) {
-				return
-			}
-			if resolveAlias(v).Kind != yaml.MappingNode {
-				l.errorf(v, p, "must be a mapping")
-				return
-			}
-			if s, ok := l.value(&valuePath{key: p, index: -1}, v, nil).(map[string]any); ok {
+			if s, ok := l.settings(p, v); ok {
 				dst.Settings = s
-			}
-			// The top-level keys' positions, for the problems that the
-			// delivery stage's check finds ([Config.CheckDestinations]);
-			// deeper values fall back to these.
-			m := resolveAlias(v)
-			for i := 0; i+1 < len(m.Content); i += 2 {
-				if k := resolveAlias(m.Content[i]); k.Kind == yaml.ScalarNode {
-					l.nodes[join(p, k.Value)] = m.Content[i+1]
-				}
 			}
 		case "filters":
 			l.decoded(p, func() { dst.Filters = l.filters(p, v) })
@@ -420,7 +468,35 @@ func (l *loader) destination(path string, n *yaml.Node) Destination {
 			dst.Delivery = l.delivery(p, v)
 		}
 	})
+	l.destinationFunction(path, &dst, fnKeys)
+	if insertFn != nil {
+		dst.InsertFunction = l.functionRef(join(path, "insert_function"), insertFn, "destination", dst.ID, "destination-"+dst.ID+"-insert", function.KindInsert)
+	}
 	return dst
+}
+
+// settings decodes a settings mapping (of a destination or a function);
+// null is no settings, reported as false like a mapping with problems.
+func (l *loader) settings(path string, v *yaml.Node) (map[string]any, bool) {
+	l.nodes[path] = v
+	if isNullNode(resolveAlias(v)) {
+		return nil, false
+	}
+	if resolveAlias(v).Kind != yaml.MappingNode {
+		l.errorf(v, path, "must be a mapping")
+		return nil, false
+	}
+	s, ok := l.value(&valuePath{key: path, index: -1}, v, nil).(map[string]any)
+	// The top-level keys' positions, for the problems that the delivery
+	// stage's check finds ([Config.CheckDestinations]); deeper values fall
+	// back to these.
+	m := resolveAlias(v)
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if k := resolveAlias(m.Content[i]); k.Kind == yaml.ScalarNode {
+			l.nodes[join(path, k.Value)] = m.Content[i+1]
+		}
+	}
+	return s, ok
 }
 
 // delivery decodes the delivery block of a destination; null, like no
@@ -976,6 +1052,7 @@ func (l *loader) check(cfg *Config) {
 		}
 	}
 	l.checkAlerts(cfg, sourceIDs, destIDs)
+	l.checkFunctions(cfg)
 }
 
 // under reports whether path is root or a path inside it.

@@ -241,7 +241,8 @@ func TestParseGoodFiles(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			cfg, err := parseFile(t, filepath.Base(f))
+			// Named by its path, so that code files are found next to it.
+			cfg, err := parseIn(t, filepath.Base(f), mustRead(t, f))
 			if err != nil {
 				t.Fatalf("unexpected error:\n%v", err)
 			}

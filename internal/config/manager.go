@@ -64,6 +64,10 @@ func (m *Manager) Reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reloading workspace: %w", err)
 	}
+	functions, err := m.repo.ListDeployedFunctions(ctx)
+	if err != nil {
+		return fmt.Errorf("reloading workspace: %w", err)
+	}
 	ident, _, _, err := m.repo.IdentitySettings(ctx)
 	if err != nil {
 		return fmt.Errorf("reloading workspace: %w", err)
@@ -71,7 +75,7 @@ func (m *Manager) Reload(ctx context.Context) error {
 	prev := m.cur.Load()
 	ws := BuildWorkspace(version, m.settings, Contents{
 		Sources: sources, Destinations: dests, TrackingPlans: plans, Transformations: transformations, Alerts: alerts,
-		Identity: ident,
+		Functions: functions, Identity: ident, previous: prev,
 	})
 	m.cur.Store(ws)
 	if prev == nil || prev.Version != version {
@@ -82,7 +86,7 @@ func (m *Manager) Reload(ctx context.Context) error {
 	}
 	if prev != nil && prev.Version != version {
 		m.logger.Info("workspace reloaded", "version", version, "sources", len(sources), "destinations", len(dests),
-			"tracking_plans", len(plans), "transformations", len(transformations), "alerts", len(alerts))
+			"tracking_plans", len(plans), "transformations", len(transformations), "alerts", len(alerts), "functions", len(functions))
 	}
 	return nil
 }

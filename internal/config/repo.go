@@ -55,11 +55,11 @@ func (e *ValidationError) Unwrap() []error {
 }
 
 // Repo is the workspace persisted in the state store: sources with their
-// write keys, destinations, tracking plans, transformations, alert rules,
-// a few meta values, and the config version that every change bumps. It is safe for
-// concurrent use; on both engines writes are serialised (SQLite's write
-// lock, a row lock on PostgreSQL), so each write sees the effect of the
-// previous one.
+// write keys, destinations, tracking plans, transformations, functions
+// with their versions, alert rules, a few meta values, and the config
+// version that every change bumps. It is safe for concurrent use; on both
+// engines writes are serialised (SQLite's write lock, a row lock on
+// PostgreSQL), so each write sees the effect of the previous one.
 //
 // Retired write keys past their expiry are invisible to every method, and
 // are deleted by the next write.
@@ -181,7 +181,8 @@ type storedSource struct {
 // and unexpired retired keys, ordered by id.
 func (r *Repo) loadSources(ctx context.Context, q queryer, now int64, id string) ([]storedSource, error) {
 	query := `SELECT s.id, s.name, s.origin, s.file_hash, s.created_at, s.updated_at,
-	s.tracking_plan_id, s.enforcement, s.forward_violations_to, s.forward_blocked_to, k.write_key, k.expires_at
+	s.tracking_plan_id, s.enforcement, s.forward_violations_to, s.forward_blocked_to, s.function_id, s.insert_function_id,
+	k.write_key, k.expires_at
 FROM sources s
 LEFT JOIN source_write_keys k ON k.source_id = s.id AND (k.expires_at IS NULL OR k.expires_at > ?)`
 	args := []any{now}
@@ -203,12 +204,13 @@ LEFT JOIN source_write_keys k ON k.source_id = s.id AND (k.expires_at IS NULL OR
 			s                               storedSource
 			fileHash, key                   sql.NullString
 			trackingPlan, fwdViol, fwdBlock sql.NullString
+			fn, insertFn                    sql.NullString
 			enforcement                     string
 			created, updated                int64
 			expiresAt                       sql.NullInt64
 		)
 		if err := rows.Scan(&s.ID, &s.Name, &s.Origin, &fileHash, &created, &updated,
-			&trackingPlan, &enforcement, &fwdViol, &fwdBlock, &key, &expiresAt); err != nil {
+			&trackingPlan, &enforcement, &fwdViol, &fwdBlock, &fn, &insertFn, &key, &expiresAt); err != nil {
 			return nil, err
 		}
 		if n := len(out); n == 0 || out[n-1].ID != s.ID {
@@ -217,6 +219,7 @@ LEFT JOIN source_write_keys k ON k.source_id = s.id AND (k.expires_at IS NULL OR
 			}
 			s.TrackingPlan = trackingPlan.String
 			s.Schema.ForwardViolationsTo, s.Schema.ForwardBlockedTo = fwdViol.String, fwdBlock.String
+			s.Function, s.InsertFunction = fn.String, insertFn.String
 			s.fileHash = fileHash.String
 			s.CreatedAt, s.UpdatedAt = fromMillis(created), fromMillis(updated)
 			out = append(out, s)
@@ -318,13 +321,15 @@ func (r *Repo) checkKeyFree(ctx context.Context, tx *sql.Tx, id, key string) err
 	return nil
 }
 
-// insertSource stores a new source with its tracking plan and enforcement
-// but without its forwards, which may name sources not stored yet: see
-// [Repo.setForwards].
+// insertSource stores a new source with its tracking plan, enforcement and
+// functions but without its forwards, which may name sources not stored
+// yet: see [Repo.setForwards].
 func (r *Repo) insertSource(ctx context.Context, tx *sql.Tx, s Source, fileHash string, now int64) error {
-	_, err := tx.ExecContext(ctx, r.db.Rebind(`INSERT INTO sources (id, name, origin, file_hash, created_at, updated_at, tracking_plan_id, enforcement)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		s.ID, s.Name, s.Origin, nullable(fileHash), now, now, nullable(s.TrackingPlan), enforcementJSON(s.Schema.Enforcement))
+	_, err := tx.ExecContext(ctx, r.db.Rebind(`INSERT INTO sources (id, name, origin, file_hash, created_at, updated_at, tracking_plan_id, enforcement,
+	function_id, insert_function_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		s.ID, s.Name, s.Origin, nullable(fileHash), now, now, nullable(s.TrackingPlan), enforcementJSON(s.Schema.Enforcement),
+		nullable(s.Function), nullable(s.InsertFunction))
 	if store.IsUniqueViolation(err) {
 		return fmt.Errorf("source %q already exists: %w", s.ID, ErrConflict)
 	}
@@ -343,10 +348,10 @@ func (r *Repo) setForwards(ctx context.Context, tx *sql.Tx, s Source) error {
 	return nil
 }
 
-// setRules stores s's tracking plan and enforcement.
+// setRules stores s's tracking plan, enforcement and functions.
 func (r *Repo) setRules(ctx context.Context, tx *sql.Tx, s Source) error {
-	if _, err := tx.ExecContext(ctx, r.db.Rebind(`UPDATE sources SET tracking_plan_id = ?, enforcement = ? WHERE id = ?`),
-		nullable(s.TrackingPlan), enforcementJSON(s.Schema.Enforcement), s.ID); err != nil {
+	if _, err := tx.ExecContext(ctx, r.db.Rebind(`UPDATE sources SET tracking_plan_id = ?, enforcement = ?, function_id = ?, insert_function_id = ? WHERE id = ?`),
+		nullable(s.TrackingPlan), enforcementJSON(s.Schema.Enforcement), nullable(s.Function), nullable(s.InsertFunction), s.ID); err != nil {
 		return fmt.Errorf("updating the tracking plan of source %q: %w", s.ID, err)
 	}
 	return nil
@@ -368,9 +373,13 @@ func nullable(s string) any {
 }
 
 // missingRefs reports each of s's references (its tracking plan, the
-// sources it forwards to) that is not stored, as FieldErrors under prefix.
+// sources it forwards to, its functions) that is not stored, or is a
+// function of the wrong kind, as FieldErrors under prefix.
 func (r *Repo) missingRefs(ctx context.Context, tx *sql.Tx, s *Source, prefix string) ([]*FieldError, error) {
-	var errs []*FieldError
+	errs, err := r.missingFunctions(ctx, tx, s.functionRefs(prefix))
+	if err != nil {
+		return nil, err
+	}
 	if s.TrackingPlan != "" {
 		ok, err := r.exists(ctx, tx, "tracking_plans", s.TrackingPlan)
 		if err != nil {
@@ -419,8 +428,10 @@ func checkOrigin(origin string) string {
 // CreateSource stores a new source and returns it as stored. An empty
 // WriteKey gets a generated one, an empty Name defaults to the ID (as in the
 // config file), an empty Origin to [OriginAPI]; RetiredKeys and timestamps
-// are ignored. Shape problems, and a tracking plan or forward source that
-// does not exist, are a [*ValidationError]; an id or write key already in
+// are ignored. Shape problems, a tracking plan or forward source that does
+// not exist, and a function that does not exist or is not of the kind its
+// field needs (source for Function, insert for InsertFunction), are a
+// [*ValidationError]; an id or write key already in
 // use (by any source, as current or unexpired retired key) matches
 // [ErrConflict].
 func (r *Repo) CreateSource(ctx context.Context, s Source) (Source, error) {
@@ -463,8 +474,9 @@ func (r *Repo) CreateSource(ctx context.Context, s Source) (Source, error) {
 	return out.Source, nil
 }
 
-// UpdateSource changes a source's name, tracking plan and schema block to
-// s's (all three are replaced: an empty TrackingPlan detaches the plan)
+// UpdateSource changes a source's name, tracking plan, schema block and
+// functions to s's (all are replaced: an empty TrackingPlan detaches the
+// plan, an empty Function or InsertFunction the function)
 // and, when s.WriteKey is non-empty and differs from the current key, its
 // write key: the old current key stops working at once (use
 // [Repo.RotateWriteKey] for a grace period). An empty Name resets it to the
@@ -502,7 +514,8 @@ func (r *Repo) UpdateSource(ctx context.Context, s Source) (Source, error) {
 			}
 			changed = true
 		}
-		if s.TrackingPlan != cur.TrackingPlan || s.Schema.Enforcement != cur.Schema.Enforcement {
+		if s.TrackingPlan != cur.TrackingPlan || s.Schema.Enforcement != cur.Schema.Enforcement ||
+			s.Function != cur.Function || s.InsertFunction != cur.InsertFunction {
 			if err := r.setRules(ctx, tx, s); err != nil {
 				return false, err
 			}
@@ -698,7 +711,8 @@ type storedDestination struct {
 // loadDestinations reads destinations (all, or the one with id) ordered by
 // id, each with its sources ordered by id.
 func (r *Repo) loadDestinations(ctx context.Context, q queryer, id string) ([]storedDestination, error) {
-	query := `SELECT d.id, d.name, d.type, d.enabled, d.settings, d.filters, d.delivery, d.origin, d.file_hash, d.created_at, d.updated_at, ds.source_id
+	query := `SELECT d.id, d.name, d.type, d.enabled, d.settings, d.filters, d.delivery, d.insert_function_id, d.origin, d.file_hash,
+	d.created_at, d.updated_at, ds.source_id
 FROM destinations d
 LEFT JOIN destination_sources ds ON ds.destination_id = d.id`
 	var args []any
@@ -716,12 +730,13 @@ LEFT JOIN destination_sources ds ON ds.destination_id = d.id`
 	var out []storedDestination
 	for rows.Next() {
 		var (
-			d                           storedDestination
-			settings, filters, delivery string
-			fileHash, sourceID          sql.NullString
-			created, updated            int64
+			d                            storedDestination
+			settings, filters, delivery  string
+			fileHash, sourceID, insertFn sql.NullString
+			created, updated             int64
 		)
-		if err := rows.Scan(&d.ID, &d.Name, &d.Type, &d.Enabled, &settings, &filters, &delivery, &d.Origin, &fileHash, &created, &updated, &sourceID); err != nil {
+		if err := rows.Scan(&d.ID, &d.Name, &d.Type, &d.Enabled, &settings, &filters, &delivery, &insertFn, &d.Origin, &fileHash,
+			&created, &updated, &sourceID); err != nil {
 			return nil, err
 		}
 		if n := len(out); n == 0 || out[n-1].ID != d.ID {
@@ -741,6 +756,7 @@ LEFT JOIN destination_sources ds ON ds.destination_id = d.id`
 				return nil, fmt.Errorf("decoding delivery options of destination %q: %w", d.ID, err)
 			}
 			d.Sources = []string{}
+			d.InsertFunction = insertFn.String
 			d.fileHash = fileHash.String
 			d.CreatedAt, d.UpdatedAt = fromMillis(created), fromMillis(updated)
 			out = append(out, d)
@@ -854,9 +870,13 @@ func validateDestination(d *Destination, prefix string) (enc encodedDestination,
 }
 
 // missingSources reports each of d's sources that is not stored, as a
-// FieldError on prefix.sources[i].
+// FieldError on prefix.sources[i], and each function it uses that is not
+// stored or is of the wrong kind.
 func (r *Repo) missingSources(ctx context.Context, tx *sql.Tx, d *Destination, prefix string) ([]*FieldError, error) {
-	var errs []*FieldError
+	errs, err := r.missingFunctions(ctx, tx, d.functionRefs(prefix))
+	if err != nil {
+		return nil, err
+	}
 	for i, src := range d.Sources {
 		var n int
 		if err := tx.QueryRowContext(ctx, r.db.Rebind(`SELECT COUNT(*) FROM sources WHERE id = ?`), src).Scan(&n); err != nil {
@@ -870,8 +890,10 @@ func (r *Repo) missingSources(ctx context.Context, tx *sql.Tx, d *Destination, p
 }
 
 func (r *Repo) insertDestination(ctx context.Context, tx *sql.Tx, d Destination, enc encodedDestination, fileHash string, now int64) error {
-	_, err := tx.ExecContext(ctx, r.db.Rebind(`INSERT INTO destinations (id, name, type, enabled, settings, filters, delivery, origin, file_hash, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), d.ID, d.Name, d.Type, d.Enabled, enc.settings, enc.filters, enc.delivery, d.Origin, nullable(fileHash), now, now)
+	_, err := tx.ExecContext(ctx, r.db.Rebind(`INSERT INTO destinations (id, name, type, enabled, settings, filters, delivery, insert_function_id, origin, file_hash,
+	created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), d.ID, d.Name, d.Type, d.Enabled, enc.settings, enc.filters, enc.delivery, nullable(d.InsertFunction),
+		d.Origin, nullable(fileHash), now, now)
 	if store.IsUniqueViolation(err) {
 		return fmt.Errorf("destination %q already exists: %w", d.ID, ErrConflict)
 	}
@@ -894,8 +916,8 @@ func (r *Repo) insertDestinationSources(ctx context.Context, tx *sql.Tx, d Desti
 // updateDestination replaces every field of stored destination d but its
 // origin and created_at; fileHash nil keeps the stored hash.
 func (r *Repo) updateDestination(ctx context.Context, tx *sql.Tx, d Destination, enc encodedDestination, fileHash *string, now int64) error {
-	query := `UPDATE destinations SET name = ?, type = ?, enabled = ?, settings = ?, filters = ?, delivery = ?, updated_at = ?`
-	args := []any{d.Name, d.Type, d.Enabled, enc.settings, enc.filters, enc.delivery, now}
+	query := `UPDATE destinations SET name = ?, type = ?, enabled = ?, settings = ?, filters = ?, delivery = ?, insert_function_id = ?, updated_at = ?`
+	args := []any{d.Name, d.Type, d.Enabled, enc.settings, enc.filters, enc.delivery, nullable(d.InsertFunction), now}
 	if fileHash != nil {
 		query += `, file_hash = ?`
 		args = append(args, *fileHash)
@@ -914,8 +936,11 @@ func (r *Repo) updateDestination(ctx context.Context, tx *sql.Tx, d Destination,
 // CreateDestination stores a new destination and returns it as stored. An
 // empty Origin defaults to [OriginAPI]; nil Settings is stored as {}, nil
 // Filters as []. Shape problems (filters that do not compile among them,
-// on "filters[i]…", delivery options out of range on "delivery.…"), and
-// sources that do not exist (on "sources[i]"), are a [*ValidationError];
+// on "filters[i]…", delivery options out of range on "delivery.…"),
+// sources that do not exist (on "sources[i]"), and functions that do not
+// exist or are of the wrong kind (an insert function on
+// "insert_function"; for type [FunctionDestinationType], a destination
+// function on "settings.function"), are a [*ValidationError];
 // an id in use matches [ErrConflict].
 func (r *Repo) CreateDestination(ctx context.Context, d Destination) (Destination, error) {
 	enc, errs := validateDestination(&d, "")
@@ -945,7 +970,8 @@ func (r *Repo) CreateDestination(ctx context.Context, d Destination) (Destinatio
 }
 
 // UpdateDestination replaces destination d.ID's name, type, enabled flag,
-// sources, settings, filters and delivery options with d's; origin and
+// sources, settings, filters, delivery options and insert function with
+// d's; origin and
 // CreatedAt are kept.
 // It returns the destination as stored, an error matching [ErrNotFound],
 // or a [*ValidationError]. Updating with unchanged values changes nothing.
@@ -981,7 +1007,7 @@ func (r *Repo) UpdateDestination(ctx context.Context, d Destination) (Destinatio
 		if err != nil {
 			return false, err
 		}
-		if cur.Name == d.Name && cur.Type == d.Type && cur.Enabled == d.Enabled && curSettings == enc.settings &&
+		if cur.Name == d.Name && cur.Type == d.Type && cur.Enabled == d.Enabled && curSettings == enc.settings && cur.InsertFunction == d.InsertFunction &&
 			curFilters == enc.filters && curDelivery == enc.delivery && slices.Equal(cur.Sources, sortedCopy(d.Sources)) {
 			out = cur
 			return false, nil

@@ -116,8 +116,9 @@ func randomString(n int) string {
 
 // Validate reports every problem of a source, with paths prefixed by prefix
 // (e.g. "sources[0]"; empty for an API body). An empty WriteKey is allowed:
-// one is generated when the source is stored. Whether its tracking plan and
-// the sources its schema block forwards to exist is the caller's call.
+// one is generated when the source is stored. Whether its tracking plan,
+// the sources its schema block forwards to and its functions exist is the
+// caller's call.
 func (s *Source) Validate(prefix string) []*FieldError {
 	var errs []*FieldError
 	if m := ValidateID(s.ID); m != "" {
@@ -131,6 +132,7 @@ func (s *Source) Validate(prefix string) []*FieldError {
 			errs = append(errs, &FieldError{Path: join(prefix, "write_key"), Message: m})
 		}
 	}
+	errs = append(errs, validateFunctionRefs(s.functionRefs(prefix))...)
 	return append(errs, s.validateSchema(prefix)...)
 }
 
@@ -139,7 +141,10 @@ func (s *Source) Validate(prefix string) []*FieldError {
 // "delivery.concurrency" and so on), and compiles the filters (problems at
 // "filters[i]…"); whether Type exists and whether its Settings are right is
 // the delivery stage's call (see [DestinationCheck]), and whether Sources
-// exist is the caller's (it knows the workspace).
+// exist is the caller's (it knows the workspace), as is whether its insert
+// function and, for a destination of type [FunctionDestinationType], the
+// destination function its settings.function names exist. That setting
+// must be there, a function id.
 func (d *Destination) Validate(prefix string) []*FieldError {
 	var errs []*FieldError
 	if m := ValidateID(d.ID); m != "" {
@@ -163,6 +168,12 @@ func (d *Destination) Validate(prefix string) []*FieldError {
 		}
 		seen[src] = true
 	}
+	if d.Type == FunctionDestinationType {
+		if _, ok := d.Settings["function"].(string); !ok {
+			errs = append(errs, &FieldError{Path: join(join(prefix, "settings"), "function"), Message: "required: the id of a destination function"})
+		}
+	}
+	errs = append(errs, validateFunctionRefs(d.functionRefs(prefix))...)
 	errs = append(errs, d.Delivery.validate(join(prefix, "delivery"))...)
 	return append(errs, d.validateFilters(prefix)...)
 }

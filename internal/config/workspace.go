@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/aggregate/identity"
+	"github.com/confluxcdp/conflux/internal/function"
 	"github.com/confluxcdp/conflux/internal/process/plan"
 	"github.com/confluxcdp/conflux/internal/process/transform"
 )
@@ -19,7 +20,10 @@ import (
 //
 // Its tracking plans, transformations and filters are compiled once, when
 // the snapshot is built, and served by [Workspace.SourceRules] and
-// [Workspace.DestinationRules]. Nothing in a snapshot may be modified.
+// [Workspace.DestinationRules]; so are the deployed versions of its
+// functions ([Workspace.Function], [Workspace.SourceFunction],
+// [Workspace.DestinationInsertFunction]). Nothing in a snapshot may be
+// modified.
 type Workspace struct {
 	// Version is the store's config_version this snapshot was built from.
 	Version        int64
@@ -37,6 +41,9 @@ type Workspace struct {
 	// Alerts are the alert rules, ordered by id; the evaluator reads them
 	// on every evaluation.
 	Alerts []Alert
+	// Functions are the functions that have a deployed version, ordered
+	// by id, each with that version's content.
+	Functions []Function
 	// Identity are the identity resolution rules the resolver applies,
 	// compiled once per snapshot. Never nil: the stored settings, or
 	// [identity.DefaultRules] when there are none or they do not compile
@@ -57,6 +64,12 @@ type Workspace struct {
 	// destination-scoped transformations.
 	destRules   map[string]*DestinationRules
 	scopedRules map[scope]*DestinationRules
+	// programs are the compiled deployed functions, by id; sourceFns and
+	// destInserts the programs of each source's source function and each
+	// destination's insert function.
+	programs    map[string]*function.Program
+	sourceFns   map[string]*function.Program
+	destInserts map[string]*function.Program
 	problems    []error
 }
 
@@ -86,9 +99,15 @@ type SourceRules struct {
 	// Transformations are the source-scoped transformations that are
 	// enabled, in the order they apply; empty when there are none.
 	Transformations transform.Chain
+	// InsertFunction is the source's insert function, compiled, which runs
+	// after the plan and the transformations; nil when the source has none
+	// (or it is not deployed, or does not compile: see
+	// [Workspace.Problems]).
+	InsertFunction *function.Program
 	// Reads are the top-level fields of an event the plan and the
 	// transformations read or change, so that the stage may leave the
-	// others undecoded; nil: any field (decode everything).
+	// others undecoded; nil: any field (decode everything), as when the
+	// source has an insert function, which reads the whole event.
 	Reads []string
 	// Writes are the top-level fields the transformations may change
 	// (Transformations.Roots), so that the stage re-encodes only those.
@@ -136,9 +155,17 @@ type Contents struct {
 	TrackingPlans   []TrackingPlan
 	Transformations []Transformation
 	Alerts          []Alert
+	// Functions are the functions to run, each with its deployed
+	// version's content (as [Repo.ListDeployedFunctions] returns them);
+	// a function without a deployed version is left out.
+	Functions []Function
 	// Identity are the stored identity settings; the zero value is every
 	// default.
 	Identity identity.Settings
+
+	// previous is the snapshot before, whose compiled functions are kept
+	// when their deployed content is unchanged; nil compiles them all.
+	previous *Workspace
 }
 
 // NewWorkspace indexes sources and destinations into a snapshot without
@@ -167,10 +194,14 @@ func mustCompileFilters(fs []transform.Filter) *transform.Filters {
 }
 
 // sourceReads is the union of what a source's plan and transformations
-// read; nil (everything) when the plan may read anything, or when
-// violations are forwarded (a Violation Generated event copies fields of
-// the whole event).
+// read; nil (everything) when the plan may read anything, when violations
+// are forwarded (a Violation Generated event copies fields of the whole
+// event), or when the source has an insert function (which gets the whole
+// event).
 func sourceReads(r *SourceRules) []string {
+	if r.InsertFunction != nil {
+		return nil
+	}
 	var out []string
 	if r.Plan != nil {
 		if r.ForwardViolationsTo != "" {
@@ -208,7 +239,12 @@ var (
 //   - a destination whose filters do not compile drops every event (fail
 //     closed, as FQL that cannot be evaluated does): see
 //     [InvalidFiltersID];
-//   - identity settings that do not compile are replaced by the defaults.
+//   - identity settings that do not compile are replaced by the defaults;
+//   - a function that does not compile is treated as absent, and so is one
+//     referenced by a source or destination but not deployed, or of
+//     another kind than the reference needs: a source function that is
+//     absent answers as no source function, an insert function that is
+//     absent is not run.
 func BuildWorkspace(version int64, s Settings, c Contents) *Workspace {
 	w := &Workspace{
 		Version:          version,
@@ -221,6 +257,7 @@ func BuildWorkspace(version int64, s Settings, c Contents) *Workspace {
 		TrackingPlans:    c.TrackingPlans,
 		Transformations:  c.Transformations,
 		Alerts:           c.Alerts,
+		Functions:        c.Functions,
 		IdentitySettings: c.Identity,
 		Profiles:         s.Profiles.WithDefaults(),
 		byID:             make(map[string]int, len(c.Sources)),
@@ -229,6 +266,7 @@ func BuildWorkspace(version int64, s Settings, c Contents) *Workspace {
 		destRules:        make(map[string]*DestinationRules, len(c.Destinations)),
 		scopedRules:      make(map[scope]*DestinationRules),
 	}
+	w.compileFunctions(c)
 	for i, src := range c.Sources {
 		w.byID[src.ID] = i
 		w.byKey[src.WriteKey] = keyEntry{index: i}
@@ -265,6 +303,14 @@ func BuildWorkspace(version int64, s Settings, c Contents) *Workspace {
 			}
 			r.Plan = compiled
 		}
+		if src.Function != "" {
+			if p := w.uses("source", src.ID, src.Function, function.KindSource); p != nil {
+				w.sourceFns[src.ID] = p
+			}
+		}
+		if src.InsertFunction != "" {
+			r.InsertFunction = w.uses("source", src.ID, src.InsertFunction, function.KindInsert)
+		}
 		w.sourceRules[src.ID] = r
 	}
 
@@ -279,6 +325,14 @@ func BuildWorkspace(version int64, s Settings, c Contents) *Workspace {
 			r.Filters = fs
 		}
 		w.destRules[d.ID] = r
+		if d.InsertFunction != "" {
+			if p := w.uses("destination", d.ID, d.InsertFunction, function.KindInsert); p != nil {
+				w.destInserts[d.ID] = p
+			}
+		}
+		if id := d.DestinationFunction(); id != "" {
+			w.uses("destination", d.ID, id, function.KindDestination)
+		}
 	}
 
 	defer func() {

@@ -336,6 +336,52 @@ CREATE INDEX delivery_latency_by_bucket ON delivery_latency (granularity, bucket
 			sqlite:   fmt.Sprintf(warehouseSyncsSQL, "INTEGER PRIMARY KEY AUTOINCREMENT"),
 			postgres: fmt.Sprintf(warehouseSyncsSQL, "BIGSERIAL PRIMARY KEY"),
 		},
+		{
+			version: 11,
+			name:    "functions",
+			// JavaScript functions (internal/config, run by
+			// internal/function). functions: one row per function; version
+			// is its latest saved version, deployed_version the one that
+			// runs (0: none yet). function_versions: every saved version's
+			// content; settings is a JSON object, allowed_hosts a JSON list
+			// of strings, timeout_ms 0 for the runtime's default. Sources
+			// name their source function and insert function, destinations
+			// their insert function; a destination function is named in the
+			// settings of a destination of type "function", which internal/
+			// config checks.
+			sql: `
+CREATE TABLE functions (
+	id               TEXT PRIMARY KEY,
+	name             TEXT NOT NULL,
+	kind             TEXT NOT NULL CHECK (kind IN ('source', 'destination', 'insert')),
+	version          INTEGER NOT NULL,
+	deployed_version INTEGER NOT NULL,
+	origin           TEXT NOT NULL CHECK (origin IN ('file', 'api')),
+	file_hash        TEXT,
+	created_at       BIGINT NOT NULL,
+	updated_at       BIGINT NOT NULL,
+	CHECK (deployed_version >= 0 AND deployed_version <= version)
+);
+
+CREATE TABLE function_versions (
+	function_id   TEXT NOT NULL REFERENCES functions (id) ON DELETE CASCADE,
+	version       INTEGER NOT NULL,
+	code          TEXT NOT NULL,
+	settings      TEXT NOT NULL,
+	allowed_hosts TEXT NOT NULL,
+	timeout_ms    BIGINT NOT NULL,
+	created_at    BIGINT NOT NULL,
+	PRIMARY KEY (function_id, version)
+);
+
+ALTER TABLE sources ADD COLUMN function_id TEXT REFERENCES functions (id);
+ALTER TABLE sources ADD COLUMN insert_function_id TEXT REFERENCES functions (id);
+ALTER TABLE destinations ADD COLUMN insert_function_id TEXT REFERENCES functions (id);
+CREATE INDEX sources_by_function ON sources (function_id);
+CREATE INDEX sources_by_insert_function ON sources (insert_function_id);
+CREATE INDEX destinations_by_insert_function ON destinations (insert_function_id);
+`,
+		},
 	}
 }
 

@@ -1,0 +1,5 @@
+async function onTrack(event) {
+  return event
+}
+
+function oops( {
