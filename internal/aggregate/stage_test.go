@@ -20,10 +20,12 @@ import (
 func publish(t *testing.T, l *stream.Log, u string, first, n int) {
 	t.Helper()
 	var data []byte
+	// Now, not a fixed date: the history keeps events of the last 14 days.
+	at := time.Now().UTC().Format(time.RFC3339)
 	for i := first; i < first+n; i++ {
 		data = event.AppendRecord(data, "web", fmt.Appendf(nil,
-			`{"type":"track","event":"E","messageId":"m%d","userId":%q,"anonymousId":"a-%s-%d","timestamp":"2026-12-01T10:00:00Z","receivedAt":"2026-12-01T10:00:00Z"}`,
-			i, u, u, i%3))
+			`{"type":"track","event":"E","messageId":"m%d","userId":%q,"anonymousId":"a-%s-%d","timestamp":%q,"receivedAt":%q}`,
+			i, u, u, i%3, at, at))
 	}
 	if _, err := l.JetStream().Publish(context.Background(), stream.ProcessedSubject, data); err != nil {
 		t.Fatal(err)

@@ -548,6 +548,8 @@ func TestIntegrationsAndFilters(t *testing.T) {
 	d.Name = "My Hook"
 	h := startEngine(t, clock, deliver.Options{}, d)
 	var data []byte
+	// receivedAt is now: an older one expires past the 4 h retry age.
+	at := clock.Now().UTC().Format(time.RFC3339)
 	for _, e := range []struct{ src, id, extra string }{
 		{"web", "plain", ``},
 		{"web", "all-off", `,"integrations":{"All":false}`},
@@ -558,7 +560,7 @@ func TestIntegrationsAndFilters(t *testing.T) {
 		{"other", "other-source", ``},
 	} {
 		data = event.AppendRecord(data, e.src, fmt.Appendf(nil,
-			`{"type":"track","event":"E","messageId":%q,"userId":"u","context":{},"timestamp":"2026-12-01T10:00:00Z","receivedAt":"2026-12-01T10:00:00Z"%s}`, e.id, e.extra))
+			`{"type":"track","event":"E","messageId":%q,"userId":"u","context":{},"timestamp":%q,"receivedAt":%q%s}`, e.id, at, at, e.extra))
 	}
 	if _, err := h.log.JetStream().Publish(context.Background(), stream.ProcessedSubject, data); err != nil {
 		t.Fatal(err)
