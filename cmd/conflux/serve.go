@@ -9,6 +9,7 @@ import (
 
 	"github.com/confluxcdp/conflux/internal/config"
 	"github.com/confluxcdp/conflux/internal/deliver/destinations"
+	"github.com/confluxcdp/conflux/internal/deliver/destinations/functiondest"
 	"github.com/confluxcdp/conflux/internal/server"
 	"github.com/confluxcdp/conflux/internal/stream"
 	"github.com/redis/go-redis/v9"
@@ -75,7 +76,7 @@ func check(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.CheckDestinations(context.Background(), destinations.Builtin().Check); err != nil {
+	if err := cfg.CheckDestinations(context.Background(), destinations.Builtin(functiondest.Runtime{}).Check); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: OK (%d sources, %d destinations)\n", *path, len(cfg.Sources), len(cfg.Destinations))

@@ -62,6 +62,9 @@ type Options struct {
 	// Metrics, when set, counts every event received, rejected (with its
 	// reason) and suppressed, by type and name, for the delivery metrics.
 	Metrics *observe.Recorder
+	// Functions, when set, runs source functions at
+	// /v1/functions/{source id}; nil: that endpoint answers 404.
+	Functions SourceFunctions
 }
 
 // API serves the Tracking API. Its handlers may be called concurrently.
@@ -97,6 +100,7 @@ func New(opts Options, workspace func() *config.Workspace, log Appender, gate Ga
 // Register adds the Tracking API's routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("POST /v1/{kind}", a.cors(http.HandlerFunc(a.serveEvents)))
+	mux.Handle("POST /v1/functions/{id}", a.cors(http.HandlerFunc(a.serveFunction)))
 	mux.Handle("POST /v1/m", a.cors(http.HandlerFunc(a.serveMetrics)))
 	mux.Handle("OPTIONS /v1/", a.cors(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusNoContent)

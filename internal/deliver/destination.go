@@ -52,6 +52,10 @@ const (
 	// (another 4xx, invalid settings, unsupported event type); it goes to
 	// the dead-letter store with the reason.
 	Discard
+	// Dropped: the destination's insert function (or a destination
+	// function) dropped the event on purpose; it is finished, counted as
+	// filtered, like an event a destination filter drops.
+	Dropped
 )
 
 // String returns "delivered", "retry" or "discard".
@@ -63,6 +67,8 @@ func (o Outcome) String() string {
 		return "retry"
 	case Discard:
 		return "discard"
+	case Dropped:
+		return "dropped"
 	}
 	return fmt.Sprintf("outcome(%d)", uint8(o))
 }

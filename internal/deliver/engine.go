@@ -50,6 +50,9 @@ type Options struct {
 	// BreakerMinOpen and BreakerMaxOpen bound how long an open breaker
 	// waits before its probe. Defaults: 1s and 1m.
 	BreakerMinOpen, BreakerMaxOpen time.Duration
+	// Functions, if set, runs the destinations' insert functions before
+	// their events are sent; nil: insert functions are not run.
+	Functions Inserter
 	// Metrics, if set, records every outcome for the delivery-metrics API.
 	Metrics    *observe.Recorder
 	Registerer prometheus.Registerer
@@ -153,7 +156,8 @@ func fingerprint(d *config.Destination) string {
 		Sources  []string
 		Settings map[string]any
 		Delivery any
-	}{d.Type, d.Name, d.Sources, d.Settings, d.Delivery})
+		Insert   string
+	}{d.Type, d.Name, d.Sources, d.Settings, d.Delivery, d.InsertFunction})
 	return string(b)
 }
 
@@ -251,6 +255,8 @@ func (e *Engine) newQueue(ctx context.Context, d *config.Destination) *queue {
 		if q.newErr != nil {
 			q.d = nil
 			q.newErr = fmt.Errorf("destination %q: invalid settings: %w", dest.ID, q.newErr)
+		} else if dest.InsertFunction != "" && e.opts.Functions != nil {
+			q.d = &insertDestination{next: q.d, id: dest.ID, run: e.opts.Functions, workspace: e.opts.Workspace}
 		}
 	}
 	if q.newErr != nil {

@@ -92,7 +92,7 @@ func (m *metrics) forDestination(dest string) *queueMetrics {
 	// The delivery metrics' outcome names, and the reasons an event is
 	// skipped.
 	for _, o := range []string{observe.Delivered, observe.Retried, observe.Discarded, observe.Expired,
-		string(skipIntegrations), string(skipFiltered), string(skipSampled)} {
+		string(skipIntegrations), string(skipFiltered), string(skipSampled), string(skipInsertFunction)} {
 		q.counters[o] = m.events.WithLabelValues(dest, o)
 	}
 	return q

@@ -436,7 +436,8 @@ func (q *queue) finish(it *item, r Result) {
 // sent (one that cannot be prepared).
 func (q *queue) settle(it *item, r Result) {
 	now := q.e.clock.Now()
-	if r.Outcome == Delivered {
+	switch r.Outcome {
+	case Delivered:
 		var lat time.Duration
 		if !it.ev.ReceivedAt.IsZero() {
 			lat = now.Sub(it.ev.ReceivedAt)
@@ -446,11 +447,12 @@ func (q *queue) settle(it *item, r Result) {
 		if q.e.opts.Metrics != nil {
 			q.e.opts.Metrics.Delivered(q.key(&it.ev, "", ""), lat)
 		}
-		if it.job == nil {
-			q.track.done(it.seq, it.idx)
-			return
-		}
-		q.writes <- written{ops: []op{{kind: opDone, job: *it.job, fromJob: true}}, items: []*item{it}}
+		q.done(it)
+		return
+	case Dropped:
+		q.m.skipped(string(skipInsertFunction))
+		q.observe(&it.ev, observe.Filtered, string(skipInsertFunction))
+		q.done(it)
 		return
 	}
 	if q.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -486,6 +488,16 @@ func (q *queue) settle(it *item, r Result) {
 		q.count(&it.ev, observe.Discarded, discardReason(r))
 	}
 	q.writes <- written{ops: []op{o}, items: []*item{it}}
+}
+
+// done finishes an event that needs no more attempts: at once when it was
+// read from the log, through the writer when it was a job.
+func (q *queue) done(it *item) {
+	if it.job == nil {
+		q.track.done(it.seq, it.idx)
+		return
+	}
+	q.writes <- written{ops: []op{{kind: opDone, job: *it.job, fromJob: true}}, items: []*item{it}}
 }
 
 // expire dead-letters an event that grew older than the maximum retry age

@@ -31,6 +31,9 @@ const (
 	skipIntegrations skipReason = "integrations"
 	skipFiltered     skipReason = "filtered"
 	skipSampled      skipReason = "sampled"
+	// skipInsertFunction is not decided here but by the destination's
+	// insert function, when it is sent (see [Dropped]).
+	skipInsertFunction skipReason = "insert_function"
 )
 
 // prepare turns a record into the event the destination gets, or says why

@@ -213,7 +213,7 @@ func (s *Stage) runPartition(ctx context.Context, p *partition, sc *scratch, pen
 		}
 		if dup {
 			sc.tally[tallyKey{it.src, OutcomeDuplicate}]++
-			s.detail(sc, &it, observe.Duplicate)
+			s.detail(sc, &it, observe.Duplicate, "")
 			continue
 		}
 		sc.seen[string(id)] = struct{}{}
@@ -222,9 +222,11 @@ func (s *Stage) runPartition(ctx context.Context, p *partition, sc *scratch, pen
 		sc.tally[tallyKey{it.src, outcome}]++
 		switch outcome {
 		case OutcomeBlocked:
-			s.detail(sc, &it, observe.Blocked)
+			s.detail(sc, &it, observe.Blocked, "")
 		case OutcomeInvalid:
-			s.detail(sc, &it, observe.Rejected)
+			s.detail(sc, &it, observe.Rejected, string(OutcomeInvalid))
+		case OutcomeDropped:
+			s.detail(sc, &it, observe.Blocked, ReasonInsertFunction)
 		}
 	}
 }
@@ -343,20 +345,18 @@ func (g *group) message(partitions string) *natsMsg {
 	}
 }
 
-// detail counts a removed event for the delivery metrics, by type and name.
-func (s *Stage) detail(sc *scratch, it *item, outcome string) {
+// detail counts a removed event for the delivery metrics, by type and
+// name, with the reason ("" for none).
+func (s *Stage) detail(sc *scratch, it *item, outcome, reason string) {
 	if s.opts.Metrics == nil {
 		return
 	}
-	k := observe.Key{Source: it.src, EventType: string(it.keys.Type), Outcome: outcome}
+	k := observe.Key{Source: it.src, EventType: string(it.keys.Type), Outcome: outcome, Reason: reason}
 	switch k.EventType {
 	case event.Track:
 		k.EventName = string(it.keys.Event)
 	case event.Page, event.Screen:
 		k.EventName = string(it.keys.Name)
-	}
-	if outcome == observe.Rejected {
-		k.Reason = string(OutcomeInvalid)
 	}
 	sc.detail[k]++
 }

@@ -3,8 +3,8 @@ package process
 import "context"
 
 // Outcome is what became of one ingest record, for the accounting:
-// received = processed + duplicate + blocked + invalid + too_large, per
-// source.
+// received = processed + duplicate + blocked + dropped + invalid +
+// too_large, per source.
 type Outcome string
 
 // Outcomes of a record.
@@ -15,6 +15,9 @@ const (
 	OutcomeDuplicate Outcome = "duplicate"
 	// OutcomeBlocked: blocked by the source's tracking plan.
 	OutcomeBlocked Outcome = "blocked"
+	// OutcomeDropped: dropped by the source's insert function, on purpose
+	// (DropEvent) or because it failed on the event.
+	OutcomeDropped Outcome = "dropped"
 	// OutcomeInvalid: unreadable; sent to the dead-letter stream.
 	OutcomeInvalid Outcome = "invalid"
 	// OutcomeTooLarge: its output did not fit a log message; sent to the

@@ -26,6 +26,7 @@ import (
 // can neither lose nor repeat them.
 type Rules struct {
 	current    func() *config.Workspace
+	functions  Inserter
 	violations *Violations
 	now        func() time.Time
 	logger     *slog.Logger
@@ -42,10 +43,34 @@ func NewRules(current func() *config.Workspace, v *Violations, logger *slog.Logg
 	return &Rules{current: current, violations: v, now: time.Now, logger: logger}
 }
 
+// WithFunctions makes r run the sources' insert functions with f, after
+// their plans and transformations; without it, insert functions are not
+// run (the events go on as if there were none). It returns r.
+func (r *Rules) WithFunctions(f Inserter) *Rules {
+	r.functions = f
+	return r
+}
+
 // Process implements [Pipeline].
-func (r *Rules) Process(_ context.Context, src string, rec []byte, out Emitter) Outcome {
+func (r *Rules) Process(ctx context.Context, src string, rec []byte, out Emitter) Outcome {
 	ws := r.current()
 	rules := ws.SourceRules(src)
+	if rules.InsertFunction == nil || r.functions == nil {
+		return r.process(ws, rules, src, rec, out)
+	}
+	// The insert function gets the event as the plan and the
+	// transformations leave it.
+	var kept []byte
+	inner := out
+	inner.self = func(_ string, b []byte) { kept = append(kept[:0], b...) }
+	outcome := r.process(ws, rules, src, rec, inner)
+	if outcome != OutcomeProcessed || kept == nil {
+		return outcome
+	}
+	return r.insert(ctx, rules.InsertFunction, src, kept, out)
+}
+
+func (r *Rules) process(ws *config.Workspace, rules *config.SourceRules, src string, rec []byte, out Emitter) Outcome {
 	if rules.Plan == nil && len(rules.Transformations) == 0 {
 		out.Emit(rec)
 		return OutcomeProcessed

@@ -24,7 +24,9 @@ import (
 	"github.com/confluxcdp/conflux/internal/config"
 	"github.com/confluxcdp/conflux/internal/deliver"
 	"github.com/confluxcdp/conflux/internal/deliver/destinations"
+	"github.com/confluxcdp/conflux/internal/deliver/destinations/functiondest"
 	"github.com/confluxcdp/conflux/internal/deliver/warehouse"
+	"github.com/confluxcdp/conflux/internal/function"
 	"github.com/confluxcdp/conflux/internal/httpapi"
 	"github.com/confluxcdp/conflux/internal/observe"
 	"github.com/confluxcdp/conflux/internal/observe/alert"
@@ -122,6 +124,8 @@ type Server struct {
 	archive  *archive.Archiver
 	metrics  *observe.Recorder
 	alerts   *alert.Evaluator
+	// functions runs source, destination and insert functions.
+	functions *function.Runner
 	// violations counts tracking-plan violations for the violations API.
 	violations *process.Violations
 	http       *http.Server
@@ -157,7 +161,10 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	} else {
 		cfg = &config.Config{}
 	}
-	registry := destinations.Builtin()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.functions = function.NewRunner(function.Options{Logger: opts.Logger.With("component", "function"), Metrics: function.NewMetrics(reg)})
+	registry := destinations.Builtin(functiondest.Runtime{Run: s.functions, Workspace: func() *config.Workspace { return s.manager.Current() }})
 	if err := cfg.CheckDestinations(ctx, registry.Check); err != nil {
 		return nil, err
 	}
@@ -211,8 +218,6 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = observe.NewRecorder(s.db, observe.Options{FlushEvery: opts.MetricsFlushEvery, MaxEventNames: opts.MetricsMaxEventNames, Logger: opts.Logger.With("component", "observe")})
 	counting := s.metrics // the stages count into it unless metrics are off
 	if opts.NoDeliveryMetrics {
@@ -224,7 +229,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Dir:               filepath.Join(opts.DataDir, "process"),
 		DedupWindow:       s.manager.Current().DedupWindow,
 		ExpectedIDsPerDay: opts.DedupIDsPerDay,
-		Pipeline:          process.NewRules(s.manager.Current, s.violations, plog),
+		Pipeline:          process.NewRules(s.manager.Current, s.violations, plog).WithFunctions(s.functions),
 		Metrics:           counting,
 		Registerer:        reg,
 		Logger:            plog,
@@ -233,7 +238,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	s.deliver = deliver.New(deliver.Options{
 		Log: s.log, DB: s.db, Registry: registry, Workspace: s.manager.Current, Metrics: counting,
-		Registerer: reg, Logger: opts.Logger.With("component", "deliver"),
+		Functions: s.functions, Registerer: reg, Logger: opts.Logger.With("component", "deliver"),
 	})
 	// Before the Tracking API serves: the file's new destinations start
 	// at what the log holds now, not when their queues start.
@@ -262,7 +267,8 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	auth := func(h http.Handler) http.Handler {
 		return httpapi.Bearer(func() string { return s.manager.Current().AdminToken.Value() }, h)
 	}
-	collect.New(collect.Options{Logger: opts.Logger.With("component", "collect"), Registerer: reg, Suppressions: s.suppress, Metrics: counting},
+	collect.New(collect.Options{Logger: opts.Logger.With("component", "collect"), Registerer: reg, Suppressions: s.suppress, Metrics: counting,
+		Functions: s.functions},
 		s.manager.Current, s.appender, gate).Register(mux)
 	s.suppress.Register(mux, auth)
 	collect.NewDebugger(s.log.JetStream(), s.manager.Current).Register(mux, auth)
@@ -271,6 +277,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	configAPI.DestinationCheck = registry.Check
 	configAPI.AlertStates = s.alerts
 	configAPI.Register(mux, auth)
+	function.NewAPI(s.functions, functionSpecs{repo}).Register(mux, auth)
 	s.deliver.Register(mux, auth)
 	warehouse.RegisterAPI(mux, auth, s.db)
 	archive.RegisterAPI(mux, auth, filepath.Join(opts.DataDir, "archive"), s.deliver.Enqueue, opts.Logger.With("component", "archive"))
@@ -309,6 +316,17 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 	}
 	return s, nil
+}
+
+// functionSpecs are the stored function versions, for the function tester.
+type functionSpecs struct{ repo *config.Repo }
+
+func (f functionSpecs) FunctionSpec(ctx context.Context, id string, version int) (function.Spec, error) {
+	spec, err := f.repo.FunctionSpec(ctx, id, version)
+	if errors.Is(err, config.ErrNotFound) {
+		return spec, fmt.Errorf("%w: %w", function.ErrNotFound, err)
+	}
+	return spec, err
 }
 
 // adminToken returns the Config API token: the config file's, else the one
@@ -409,6 +427,10 @@ func (s *Server) close() {
 	}
 	if s.db != nil {
 		_ = s.db.Close()
+	}
+	if s.functions != nil {
+		s.functions.Close()
+		s.functions = nil
 	}
 }
 

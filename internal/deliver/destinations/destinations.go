@@ -6,6 +6,7 @@ package destinations
 import (
 	"github.com/confluxcdp/conflux/internal/deliver"
 	"github.com/confluxcdp/conflux/internal/deliver/destinations/amplitude"
+	"github.com/confluxcdp/conflux/internal/deliver/destinations/functiondest"
 	"github.com/confluxcdp/conflux/internal/deliver/destinations/mixpanel"
 	"github.com/confluxcdp/conflux/internal/deliver/destinations/natsdest"
 	"github.com/confluxcdp/conflux/internal/deliver/destinations/redisstream"
@@ -13,9 +14,12 @@ import (
 	"github.com/confluxcdp/conflux/internal/deliver/warehouse/postgres"
 )
 
-// Builtin returns a registry of every built-in destination type.
-func Builtin() *deliver.Registry {
+// Builtin returns a registry of every built-in destination type;
+// destination functions run on fn (its zero value checks their settings
+// only).
+func Builtin(fn functiondest.Runtime) *deliver.Registry {
 	return deliver.NewRegistry(
+		functiondest.NewType(fn),
 		webhook.Type,
 		amplitude.Type,
 		mixpanel.Type,
