@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -120,13 +121,21 @@ func (l *loader) destinationFunction(path string, dst *Destination, keys map[str
 		return
 	}
 	id := "destination-" + dst.ID
-	d := &declaredFunction{path: path, fn: Function{ID: id, Kind: function.KindDestination, Settings: dst.Settings}}
+	// batch_size is the delivery engine's (how many events an onBatch
+	// call gets), not the function's: it stays on the destination.
+	fnSettings := maps.Clone(dst.Settings)
+	batch, hasBatch := fnSettings["batch_size"]
+	delete(fnSettings, "batch_size")
+	d := &declaredFunction{path: path, fn: Function{ID: id, Kind: function.KindDestination, Settings: fnSettings}}
 	before := l.problems()
 	l.functionBody(path, l.nodes[path], keys, d)
 	d.broken = l.problems() > before
 	// Problems with the function setting (the delivery stage's too) point
 	// at the code.
 	dst.Settings = map[string]any{"function": id}
+	if hasBatch {
+		dst.Settings["batch_size"] = batch
+	}
 	l.nodes[join(join(path, "settings"), "function")] = cmp.Or(keys["code"], keys["code_file"])
 	l.declare(d, "destination", dst.ID)
 }
