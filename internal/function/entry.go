@@ -38,7 +38,11 @@ func (r *Runner) OnRequest(ctx context.Context, p *Program, req Request) SourceR
 		if err != nil {
 			return nil, err
 		}
-		return []goja.Value{obj, v.settings}, nil
+		settings, err := v.callSettings()
+		if err != nil {
+			return nil, err
+		}
+		return []goja.Value{obj, settings}, nil
 	}, nil)
 	res := SourceResult{Outcome: out, Logs: c.logs.String()}
 	if out.Status == OK {
@@ -114,7 +118,11 @@ func (r *Runner) Deliver(ctx context.Context, p *Program, events []EventIn) Deli
 				}
 				arr[i] = val
 			}
-			return []goja.Value{v.rt.NewArray(arr...), v.settings}, nil
+			settings, err := v.callSettings()
+			if err != nil {
+				return nil, err
+			}
+			return []goja.Value{v.rt.NewArray(arr...), settings}, nil
 		}, func(v *vm, c *call, val goja.Value) Outcome {
 			batchOutcomes(v, val, res.Outcomes)
 			return Outcome{Status: OK}
@@ -148,7 +156,11 @@ func eventArgs(e EventIn) func(v *vm) ([]goja.Value, error) {
 		if err != nil {
 			return nil, fmt.Errorf("the event is not JSON: %w", err)
 		}
-		return []goja.Value{val, v.settings}, nil
+		settings, err := v.callSettings()
+		if err != nil {
+			return nil, err
+		}
+		return []goja.Value{val, settings}, nil
 	}
 }
 

@@ -162,7 +162,7 @@ func TestMemoryLimit(t *testing.T) {
 	}
 	// The interpreter that broke its limit is not used again; the next
 	// call of the program runs.
-	p := compile(t, KindDestination, `const a = []; async function onTrack(e) { if (e.event === 'grow') for (;;) a.push('x' + a.length) }`)
+	p := compile(t, KindDestination, `const a = []; async function onTrack(e) { if (e.event === 'grow') for (;;) a.push('x' + a.length) }`, withTimeout(30*time.Second))
 	wantOutcome(t, r.Deliver(context.Background(), p, []EventIn{track("grow", nil)}).Outcomes[0], Discard, ClassMemoryLimit)
 	wantOutcome(t, r.Deliver(context.Background(), p, []EventIn{track("small", nil)}).Outcomes[0], OK, "")
 }

@@ -26,6 +26,7 @@ func compile(t testing.TB, kind Kind, code string, opts ...func(*Spec)) *Program
 	return p
 }
 
+func withID(id string) func(*Spec)              { return func(s *Spec) { s.ID = id } }
 func withSettings(m map[string]any) func(*Spec) { return func(s *Spec) { s.Settings = m } }
 func withHosts(h ...string) func(*Spec)         { return func(s *Spec) { s.AllowedHosts = h } }
 func withTimeout(d time.Duration) func(*Spec)   { return func(s *Spec) { s.Timeout = d } }

@@ -64,9 +64,20 @@
     g.console[level] = (...args) => natives.log(level, fmt(args));
   }
 
-  // atob and btoa, over Latin-1 strings as in browsers and Node.
-  g.btoa = (s) => natives.bytes(String(s), "latin1", "base64");
-  g.atob = (s) => natives.bytes(String(s).replace(/[\t\n\f\r ]/g, ""), "base64", "latin1");
+  // atob and btoa, over Latin-1 strings as in browsers and Node: a
+  // character over U+00FF, or text that is not base64, is an
+  // InvalidCharacterError.
+  const invalidCharacter = (msg) => { const e = new Error(msg); e.name = "InvalidCharacterError"; return e; };
+  g.btoa = (s) => {
+    s = String(s);
+    if (/[^\x00-\xff]/.test(s)) throw invalidCharacter("btoa: the string has characters outside of Latin-1");
+    return natives.bytes(s, "latin1", "base64");
+  };
+  g.atob = (s) => {
+    s = String(s).replace(/[\t\n\f\r ]/g, "");
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s) || s.length % 4 === 1) throw invalidCharacter("atob: the string is not correctly encoded");
+    return natives.bytes(s, "base64", "latin1");
+  };
 
   // Buffer: enough of Node's to convert between encodings
   // (Buffer.from(key + ":").toString("base64") builds Basic auth).
@@ -236,6 +247,9 @@
   };
 
   // Timers run while a call waits for its promise, within its time limit.
-  g.setTimeout = (fn, ms, ...args) => natives.timer(() => fn(...args), Number(ms) || 0);
+  g.setTimeout = (fn, ms, ...args) => {
+    if (typeof fn !== "function") throw new TypeError("setTimeout: the callback must be a function");
+    return natives.timer(() => fn(...args), Number(ms) || 0);
+  };
   g.clearTimeout = (id) => natives.timer(null, id);
 })(globalThis);

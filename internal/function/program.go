@@ -103,7 +103,9 @@ func Compile(s Spec) (*Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the settings are not JSON: %w", err)
 	}
-	prog, err := goja.Compile(s.ID, s.Code, true)
+	// Not strict: Node runs a function's code as a script, sloppy unless
+	// it says "use strict" (for (i = 0; …) without a declaration works).
+	prog, err := goja.Compile(s.ID, s.Code, false)
 	if err != nil {
 		return nil, fmt.Errorf("the code does not compile: %w", err)
 	}

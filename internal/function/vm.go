@@ -23,11 +23,10 @@ const maxCallStack = 2048
 // vm is one interpreter with the globals, loaded with one program. It is
 // used by one call at a time.
 type vm struct {
-	rt       *goja.Runtime
-	runner   *Runner // nil: fetch is refused (compiling)
-	prog     *Program
-	call     *call // the call running, nil between calls
-	settings goja.Value
+	rt     *goja.Runtime
+	runner *Runner // nil: fetch is refused (compiling)
+	prog   *Program
+	call   *call // the call running, nil between calls
 	// parse and strfy are the interpreter's JSON.parse(text) and
 	// JSON.stringify(value), called from Go.
 	parse        goja.Callable
@@ -141,12 +140,21 @@ func (v *vm) load(p *Program) error {
 	if err != nil {
 		return describe(err)
 	}
-	s, err := v.parse(goja.Undefined(), v.rt.ToValue(p.settings))
-	if err != nil {
+	if _, err := v.callSettings(); err != nil {
 		return fmt.Errorf("reading the settings: %w", err)
 	}
-	v.settings = s
 	return nil
+}
+
+// callSettings is the settings argument of one call: a new object each
+// call, as each invocation gets in Segment, so that a handler changing
+// its settings (deleting a secret once used) does not change the next
+// call's.
+func (v *vm) callSettings() (goja.Value, error) {
+	if v.prog.settings == "{}" {
+		return v.rt.NewObject(), nil
+	}
+	return v.parse(goja.Undefined(), v.rt.ToValue(v.prog.settings))
 }
 
 // handler returns the global function named name, or nil.
