@@ -39,6 +39,7 @@ type jsonParser struct {
 	i     int
 	depth int
 	buf   []byte
+	items []any
 }
 
 // parseJSON is JSON.parse(s) without a reviver; objectProto is the
@@ -174,18 +175,21 @@ func (p *jsonParser) array() (goja.Value, error) {
 	}
 	defer func() { p.depth-- }()
 	p.i++ // [
-	var items []any
 	p.space()
 	if p.i < len(p.s) && p.s[p.i] == ']' {
 		p.i++
 		return p.rt.NewArray(), nil
 	}
+	// The items go on a stack shared by the nested arrays; NewArray copies
+	// them out.
+	mark := len(p.items)
+	defer func() { p.items = p.items[:mark] }()
 	for {
 		val, err := p.value()
 		if err != nil {
 			return nil, err
 		}
-		items = append(items, val)
+		p.items = append(p.items, val)
 		p.space()
 		if p.i >= len(p.s) {
 			return nil, p.unexpected()
@@ -196,7 +200,7 @@ func (p *jsonParser) array() (goja.Value, error) {
 			p.space()
 		case ']':
 			p.i++
-			return p.rt.NewArray(items...), nil
+			return p.rt.NewArray(p.items[mark:]...), nil
 		default:
 			return nil, p.unexpected()
 		}
@@ -406,7 +410,15 @@ var (
 // stringify is JSON.stringify(val, replacer, space): ok is false when the
 // result is undefined. It throws (panics with) what JSON.stringify throws.
 func (v *vm) stringify(val, replacer, space goja.Value) (out string, ok bool) {
-	w := jsonWriter{v: v}
+	// The interpreter's buffer, unless a stringify running (a toJSON
+	// calling JSON.stringify) has it.
+	w := jsonWriter{v: v, buf: v.jsonBuf[:0]}
+	v.jsonBuf = nil
+	defer func() {
+		if cap(w.buf) <= 1<<20 {
+			v.jsonBuf = w.buf
+		}
+	}()
 	if obj, isObj := replacer.(*goja.Object); isObj {
 		if f, isFn := goja.AssertFunction(obj); isFn {
 			w.replacer = f

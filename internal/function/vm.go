@@ -35,6 +35,7 @@ type vm struct {
 	syntaxError  *goja.Object
 	rangeErr     *goja.Object
 	objectProto  *goja.Object
+	jsonBuf      []byte // JSON.stringify's, between calls
 	classes      map[string]*goja.Object
 	// broken is set when a call was interrupted: the interpreter's state
 	// may be half-changed, so it is not pooled again.
