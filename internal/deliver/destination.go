@@ -169,6 +169,11 @@ type Type struct {
 	// BatchSize, if set, returns how many events the destination with
 	// these settings wants per Send (at most MaxBatch); nil: MaxBatch.
 	BatchSize func(settings map[string]any) int
+	// Deletes, if set, reports whether a destination of this type with
+	// these settings takes deletion requests (events of type delete, from
+	// the regulations that delete users' data: see
+	// [Engine.ForwardDeletion]); nil: it does not.
+	Deletes func(settings map[string]any) bool
 	// New builds a destination, checking its settings; an error here
 	// discards the destination's events with reason invalid_settings.
 	New func(ctx context.Context, cfg Config) (Destination, error)

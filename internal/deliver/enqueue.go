@@ -3,6 +3,7 @@ package deliver
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -103,4 +104,39 @@ func (e *Engine) Prime(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// ForwardDeletion queues a delete event for each user, as a replay under
+// regulationID, to every enabled destination whose type takes deletion
+// requests (Type.Deletes: a destination function with onDelete), under its
+// first source: {"type": "delete", "userId", "messageId":
+// "delete-<regulation>-<user>", "receivedAt", "timestamp", "context": {}}.
+// Its progress is GET /api/v1/replays/{regulationID}. It returns how many
+// events it queued in all.
+func (e *Engine) ForwardDeletion(ctx context.Context, regulationID string, userIDs []string) (int, error) {
+	ws := e.opts.Workspace()
+	now := e.clock.Now().UTC().Format(event.TimeLayout)
+	total := 0
+	for i := range ws.Destinations {
+		d := &ws.Destinations[i]
+		typ, ok := e.opts.Registry.Lookup(d.Type)
+		if !d.Enabled || !ok || typ.Deletes == nil || !typ.Deletes(d.Settings) || len(d.Sources) == 0 {
+			continue
+		}
+		recs := make([]event.Record, len(userIDs))
+		for j, u := range userIDs {
+			b, err := json.Marshal(map[string]any{"type": "delete", "userId": u, "messageId": "delete-" + regulationID + "-" + u,
+				"receivedAt": now, "timestamp": now, "context": map[string]any{}})
+			if err != nil {
+				return total, fmt.Errorf("encoding the deletion of %q: %w", u, err)
+			}
+			recs[j] = event.Record{SourceID: d.Sources[0], JSON: b}
+		}
+		n, err := e.Enqueue(ctx, d.ID, recs, regulationID)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("forwarding regulation %s to %s: %w", regulationID, d.ID, err)
+		}
+	}
+	return total, nil
 }

@@ -384,3 +384,44 @@ sources:
 		t.Errorf("deleting a function a destination uses: %d", st)
 	}
 }
+
+// TestDeletionReachesDestinationFunction checks that a regulation that
+// deletes users' data is sent to a destination function's onDelete, and
+// that a suppress-only one is not.
+func TestDeletionReachesDestinationFunction(t *testing.T) {
+	api, apiSrv := newAPIReceiver(t)
+	apiURL, _ := url.Parse(apiSrv.URL)
+	s := startWithConfig(t, fmt.Sprintf(`
+sources:
+  - id: web
+    write_key: webWriteKey000000000000000000001
+destinations:
+  - id: crm
+    type: function
+    sources: [web]
+    allowed_hosts: [%q]
+    settings: {endpoint: %q}
+    code: |
+      async function onTrack(event) {}
+      async function onDelete(event, settings) {
+        const res = await fetch(settings.endpoint, { method: "DELETE", body: JSON.stringify({ id: event.messageId, user: event.userId }) });
+        if (!res.ok) throw new RetryError("delete failed");
+      }
+`, apiURL.Host, apiSrv.URL))
+	waitQueue(t, s, "crm")
+	st, out := admin(t, s, "POST", "/api/v1/regulations", `{"regulationType":"SUPPRESS_ONLY","subjectType":"USER_ID","subjectIds":["keep"]}`)
+	if st != 200 {
+		t.Fatalf("regulation: %d %v", st, out)
+	}
+	st, out = admin(t, s, "POST", "/api/v1/regulations", `{"regulationType":"DELETE_ONLY","subjectType":"USER_ID","subjectIds":["u1","u2"]}`)
+	if st != 200 {
+		t.Fatalf("regulation: %d %v", st, out)
+	}
+	reg := out["data"].(map[string]any)["regulateId"].(string)
+	api.waitFor(t, "delete-"+reg+"-u1", "delete-"+reg+"-u2")
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if len(api.got) != 2 || api.got["delete-"+reg+"-u1"][0]["user"] != "u1" {
+		t.Errorf("the API got %v, want the two deletions only", api.got)
+	}
+}

@@ -270,6 +270,10 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	collect.New(collect.Options{Logger: opts.Logger.With("component", "collect"), Registerer: reg, Suppressions: s.suppress, Metrics: counting,
 		Functions: s.functions},
 		s.manager.Current, s.appender, gate).Register(mux)
+	s.suppress.ForwardDeletions(func(ctx context.Context, r suppress.Regulation) error {
+		_, err := s.deliver.ForwardDeletion(ctx, r.ID, r.SubjectIDs)
+		return err
+	})
 	s.suppress.Register(mux, auth)
 	collect.NewDebugger(s.log.JetStream(), s.manager.Current).Register(mux, auth)
 	process.RegisterViolationsAPI(mux, auth, s.violations, s.manager.Current)

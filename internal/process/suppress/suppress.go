@@ -88,6 +88,15 @@ func suppresses(t string) bool {
 	return t == SuppressOnly || t == SuppressWithDelete || t == SuppressWithDeleteInternal
 }
 
+// ForwardDeletions makes the regulations that delete data in
+// destinations (SUPPRESS_WITH_DELETE, DELETE_ONLY; not the _INTERNAL ones)
+// go to f once recorded: it hands them to the destinations that take
+// deletion requests. Call it before the API serves.
+func (l *List) ForwardDeletions(f func(ctx context.Context, r Regulation) error) { l.forward = f }
+
+// forwards reports whether regulations of type t are sent to destinations.
+func forwards(t string) bool { return t == SuppressWithDelete || t == DeleteOnly }
+
 func deletes(t string) bool {
 	return t == SuppressWithDelete || t == SuppressWithDeleteInternal || t == DeleteOnly || t == DeleteInternal
 }
@@ -95,8 +104,12 @@ func deletes(t string) bool {
 // List is the live suppression list of one node, backed by the state store.
 // Suppressed may be called concurrently with everything else.
 type List struct {
-	db        *store.DB
-	logger    *slog.Logger
+	db     *store.DB
+	logger *slog.Logger
+	// forward, when set, is given every regulation that deletes users'
+	// data in destinations too (SUPPRESS_WITH_DELETE, DELETE_ONLY), once
+	// it is recorded.
+	forward   func(ctx context.Context, r Regulation) error
 	pollEvery time.Duration
 	now       func() time.Time
 
@@ -284,6 +297,11 @@ func (l *List) Create(ctx context.Context, regType, subjectType string, subjectI
 	})
 	if err != nil {
 		return Regulation{}, err
+	}
+	if l.forward != nil && forwards(t) {
+		if err := l.forward(ctx, r); err != nil {
+			return r, fmt.Errorf("regulation %s recorded, but not forwarded to destinations: %w", r.ID, err)
+		}
 	}
 	if err := l.sync(ctx); err != nil {
 		return r, fmt.Errorf("regulation %s recorded, but not yet live on this node: %w", r.ID, err)

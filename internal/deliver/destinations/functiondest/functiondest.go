@@ -4,6 +4,8 @@
 // engine's retries, concurrency, rate limit and breaker like any other
 // destination. Its settings name the function: {"function": "<id>"}, and
 // optionally batch_size (1–400, default 20) for a function with onBatch.
+// A function with onDelete gets the deletion requests of regulations
+// (SUPPRESS_WITH_DELETE, DELETE_ONLY) as events of type delete.
 package functiondest
 
 import (
@@ -56,6 +58,14 @@ func NewType(rt Runtime) *deliver.Type {
 				}
 			}
 			return 1
+		},
+		Deletes: func(s map[string]any) bool {
+			if rt.Workspace == nil {
+				return false
+			}
+			id, _ := s["function"].(string)
+			p, ok := rt.Workspace().Function(id)
+			return ok && p.Handles("delete")
 		},
 		New: func(_ context.Context, cfg deliver.Config) (deliver.Destination, error) {
 			r := settings.New(cfg.Settings, knownSettings...)
