@@ -119,6 +119,21 @@
     },
   };
 
+  // The classes below loop by index rather than with for…of and
+  // destructuring: in goja the iterator protocol costs microseconds a
+  // step, and fetch runs these on every call.
+  const eachPair = (init, fn) => {
+    if (Array.isArray(init)) {
+      for (let i = 0; i < init.length; i++) { const p = init[i]; fn(p[0], p[1]); }
+    } else if (typeof init[Symbol.iterator] === "function") {
+      const a = Array.from(init);
+      for (let i = 0; i < a.length; i++) fn(a[i][0], a[i][1]);
+    } else {
+      const ks = Object.keys(init);
+      for (let i = 0; i < ks.length; i++) fn(ks[i], init[ks[i]]);
+    }
+  };
+
   // URLSearchParams, as WHATWG defines it.
   const enc = (s) => encodeURIComponent(s).replace(/%20/g, "+").replace(/[!'()~]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
   const dec = (s) => { try { return decodeURIComponent(s.replace(/\+/g, " ")); } catch (e) { return s; } };
@@ -128,13 +143,15 @@
       if (init === undefined || init === null) return;
       if (init instanceof URLSearchParams) { this._list = init._list.map((p) => [p[0], p[1]]); return; }
       if (typeof init === "object") {
-        const pairs = typeof init[Symbol.iterator] === "function" ? Array.from(init) : Object.entries(init);
-        for (const p of pairs) this._list.push([String(p[0]), String(p[1])]);
+        eachPair(init, (k, v) => this._list.push([String(k), String(v)]));
         return;
       }
       let s = String(init);
       if (s.startsWith("?")) s = s.slice(1);
-      for (const part of s.split("&")) {
+      if (s === "") return;
+      const parts = s.split("&");
+      for (let j = 0; j < parts.length; j++) {
+        const part = parts[j];
         if (part === "") continue;
         const i = part.indexOf("=");
         this._list.push(i < 0 ? [dec(part), ""] : [dec(part.slice(0, i)), dec(part.slice(i + 1))]);
@@ -154,12 +171,16 @@
       this._list = this._list.filter((p, j) => j <= i || p[0] !== k);
     }
     sort() { this._list.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)); }
-    forEach(fn, self) { for (const [k, v] of this._list) fn.call(self, v, k, this); }
+    forEach(fn, self) { const l = this._list.slice(); for (let i = 0; i < l.length; i++) fn.call(self, l[i][1], l[i][0], this); }
     keys() { return this._list.map((p) => p[0])[Symbol.iterator](); }
     values() { return this._list.map((p) => p[1])[Symbol.iterator](); }
     entries() { return this._list.map((p) => [p[0], p[1]])[Symbol.iterator](); }
     [Symbol.iterator]() { return this.entries(); }
-    toString() { return this._list.map((p) => enc(p[0]) + "=" + enc(p[1])).join("&"); }
+    toString() {
+      let s = "";
+      for (let i = 0; i < this._list.length; i++) s += (i ? "&" : "") + enc(this._list[i][0]) + "=" + enc(this._list[i][1]);
+      return s;
+    }
   }
   g.URLSearchParams = URLSearchParams;
 
@@ -198,21 +219,20 @@
     constructor(init) {
       this._m = new Map();
       if (!init) return;
-      const pairs = init instanceof Headers ? Array.from(init.entries())
-        : typeof init[Symbol.iterator] === "function" ? Array.from(init) : Object.entries(init);
-      for (const [k, v] of pairs) this.append(k, v);
+      if (init instanceof Headers) init._m.forEach((v, k) => this._m.set(k, v));
+      else eachPair(init, (k, v) => this.append(k, v));
     }
     append(k, v) { k = String(k).toLowerCase(); const o = this._m.get(k); this._m.set(k, o === undefined ? String(v) : o + ", " + v); }
     set(k, v) { this._m.set(String(k).toLowerCase(), String(v)); }
     get(k) { const v = this._m.get(String(k).toLowerCase()); return v === undefined ? null : v; }
     has(k) { return this._m.has(String(k).toLowerCase()); }
     delete(k) { this._m.delete(String(k).toLowerCase()); }
-    forEach(fn, self) { for (const [k, v] of this._m) fn.call(self, v, k, this); }
+    forEach(fn, self) { this._m.forEach((v, k) => fn.call(self, v, k, this)); }
     keys() { return this._m.keys(); }
     values() { return this._m.values(); }
     entries() { return this._m.entries(); }
     [Symbol.iterator]() { return this._m.entries(); }
-    raw() { const o = {}; for (const [k, v] of this._m) o[k] = [v]; return o; }
+    raw() { const o = {}; this._m.forEach((v, k) => { o[k] = [v]; }); return o; }
   }
   g.Headers = Headers;
   class Response {
@@ -242,7 +262,9 @@
     } else if (body !== undefined && body !== null) {
       body = String(body);
     }
-    const r = natives.fetch(url instanceof URL ? url.href : String(url), String(opts.method || "GET").toUpperCase(), Array.from(headers.entries()), body === undefined ? null : body);
+    const pairs = [];
+    headers._m.forEach((v, k) => { pairs.push([k, v]); });
+    const r = natives.fetch(url instanceof URL ? url.href : String(url), String(opts.method || "GET").toUpperCase(), pairs, body === undefined ? null : body);
     return new Response(r.body, { status: r.status, statusText: r.statusText, headers: r.headers, url: r.url });
   };
 

@@ -52,13 +52,25 @@ func newVM(r *Runner) *vm {
 	v := &vm{rt: goja.New(), runner: r, classes: map[string]*goja.Object{}}
 	v.rt.SetMaxCallStackSize(maxCallStack)
 	g := v.rt.GlobalObject()
-	must(g.Set("__fetch", v.fetch))
-	must(g.Set("__digest", v.digest))
-	must(g.Set("__bytes", v.bytes))
-	must(g.Set("__emit", v.emit))
-	must(g.Set("__log", v.log))
-	must(g.Set("__timer", v.timer))
-	must(g.Set("__uuid", newUUID))
+	// The natives take goja.FunctionCall: a Go function of other
+	// arguments is called through reflection, a microsecond or two a call.
+	str := func(c goja.FunctionCall, i int) string { return c.Argument(i).String() }
+	must(g.Set("__fetch", func(c goja.FunctionCall) goja.Value {
+		return v.fetch(str(c, 0), str(c, 1), v.pairs(c.Argument(2)), c.Argument(3))
+	}))
+	must(g.Set("__digest", func(c goja.FunctionCall) goja.Value {
+		return v.rt.ToValue(v.digest(str(c, 0), c.Argument(1), str(c, 2), str(c, 3)))
+	}))
+	must(g.Set("__bytes", func(c goja.FunctionCall) goja.Value {
+		return v.rt.ToValue(v.bytes(str(c, 0), str(c, 1), str(c, 2)))
+	}))
+	must(g.Set("__emit", func(c goja.FunctionCall) goja.Value { return v.emit(str(c, 0), c.Argument(1)) }))
+	must(g.Set("__log", func(c goja.FunctionCall) goja.Value {
+		v.log(str(c, 0), str(c, 1))
+		return goja.Undefined()
+	}))
+	must(g.Set("__timer", func(c goja.FunctionCall) goja.Value { return v.timer(c.Argument(0), c.Argument(1).ToFloat()) }))
+	must(g.Set("__uuid", func(goja.FunctionCall) goja.Value { return v.rt.ToValue(newUUID()) }))
 	parse := v.rt.ToValue(v.jsonParse)
 	strfy := v.rt.ToValue(v.jsonStringify)
 	must(g.Set("__parse", parse))
@@ -108,6 +120,24 @@ func (v *vm) newError(ctor *goja.Object, msg string) *goja.Object {
 }
 
 func (v *vm) rangeError(msg string) *goja.Object { return v.newError(v.rangeErr, msg) }
+
+// pairs reads an array of [name, value] arrays.
+func (v *vm) pairs(val goja.Value) [][]string {
+	arr, ok := val.(*goja.Object)
+	if !ok {
+		return nil
+	}
+	n := int(arr.Get("length").ToInteger())
+	out := make([][]string, 0, n)
+	for i := range n {
+		p, ok := arr.Get(index(int64(i))).(*goja.Object)
+		if !ok {
+			continue
+		}
+		out = append(out, []string{p.Get("0").String(), p.Get("1").String()})
+	}
+	return out
+}
 
 func must(err error) {
 	if err != nil {
