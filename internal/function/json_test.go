@@ -2,6 +2,8 @@ package function
 
 import (
 	"context"
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -179,4 +181,40 @@ func TestJSONStringifyStopsAtDeadline(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the call took %s, its limit is 200ms", d)
 	}
+}
+
+// FuzzJSONParse: the runtime's JSON.parse accepts exactly the texts Go's
+// encoding/json accepts (nested less than maxJSONDepth), and what
+// JSON.stringify writes of the value reads back as the same value.
+func FuzzJSONParse(f *testing.F) {
+	for _, s := range []string{`{"a":[1,2,{"b":null}],"c":"d\u00e9\n"}`, `[]`, `"\ud800"`, `1e400`, `-0`, `{"__proto__":1}`, `[1,]`, `{"a":1}x`, trackEvent} {
+		f.Add(s)
+	}
+	v := newVM(nil)
+	f.Fuzz(func(t *testing.T, s string) {
+		if strings.Count(s, "[")+strings.Count(s, "{") > maxJSONDepth {
+			t.Skip()
+		}
+		val, err := v.parse(goja.Undefined(), v.rt.ToValue(s))
+		if valid := json.Valid([]byte(s)); valid != (err == nil) {
+			t.Fatalf("%q: encoding/json says valid %v, JSON.parse: %v", s, valid, err)
+		}
+		if err != nil {
+			return
+		}
+		out, err := v.strfy(goja.Undefined(), val)
+		if err != nil {
+			t.Fatalf("%q: stringify: %v", s, err)
+		}
+		var a, b any
+		if err := json.Unmarshal([]byte(s), &a); err != nil {
+			t.Skip() // a number out of float64's range: Go refuses, JSON.parse makes it Infinity
+		}
+		if err := json.Unmarshal([]byte(out.String()), &b); err != nil {
+			t.Fatalf("%q: stringify wrote %q: %v", s, out.String(), err)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("%q: read back as %q", s, out.String())
+		}
+	})
 }

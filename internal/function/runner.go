@@ -22,8 +22,8 @@ type Options struct {
 	// Logger receives the functions' console output at debug level, and
 	// the runner's own problems.
 	Logger *slog.Logger
-	// MemoryLimit is how much the process heap may grow while one call
-	// runs before the call is stopped (default 128 MiB; negative: no
+	// MemoryLimit is how much the process's live heap may grow while one
+	// call runs before the call is stopped (default 128 MiB; negative: no
 	// limit). See [Runner] for how it is measured.
 	MemoryLimit int64
 	// MaxResponseBytes bounds the body of a response fetch reads (default
@@ -191,8 +191,8 @@ func (e *redirectRefused) Error() string {
 	return fmt.Sprintf("redirected to host %q, which is not in the function's allowed hosts", e.host)
 }
 
-// heapBytes is the live heap: the bytes of objects the last garbage
-// collection found reachable, and those allocated since.
+// heapBytes is the live heap: the bytes of the objects the last garbage
+// collection marked (those allocated while it marked count too).
 func heapBytes() uint64 {
 	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
