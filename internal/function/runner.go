@@ -61,6 +61,7 @@ type Runner struct {
 	inflight map[*vm]*call
 	logs     map[string]*LogRing // by function id
 	closed   bool
+	ownHTTP  bool // the client is the runner's: Close closes its connections
 
 	// heap is the live heap as the monitor last read it: a call's start
 	// takes it rather than reading the runtime's metrics itself.
@@ -77,7 +78,8 @@ type pool struct {
 
 // NewRunner starts a runner; Close stops it.
 func NewRunner(opts Options) *Runner {
-	if opts.HTTP == nil {
+	ownHTTP := opts.HTTP == nil
+	if ownHTTP {
 		opts.HTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	opts.HTTP = allowListClient(opts.HTTP)
@@ -94,15 +96,16 @@ func NewRunner(opts Options) *Runner {
 		opts.PoolSize = 16
 	}
 	r := &Runner{opts: opts, log: opts.Logger, pools: map[string]*pool{}, inflight: map[*vm]*call{},
-		logs: map[string]*LogRing{}, stop: make(chan struct{}), done: make(chan struct{})}
+		logs: map[string]*LogRing{}, ownHTTP: ownHTTP, stop: make(chan struct{}), done: make(chan struct{})}
 	r.heap.Store(heapBytes())
 	go r.monitor()
 	return r
 }
 
 // Close interrupts the calls running (they end as timed out, to be
-// retried), stops the runner's monitor and drops its interpreters; calls
-// made after Close retry at once. Close may be called more than once.
+// retried), stops the runner's monitor, drops its interpreters and, unless
+// Options.HTTP was given, closes fetch's idle connections; calls made
+// after Close retry at once. Close may be called more than once.
 func (r *Runner) Close() {
 	r.mu.Lock()
 	if r.closed {
@@ -120,6 +123,9 @@ func (r *Runner) Close() {
 	r.mu.Unlock()
 	close(r.stop)
 	<-r.done
+	if r.ownHTTP {
+		r.opts.HTTP.CloseIdleConnections()
+	}
 }
 
 // get returns an interpreter loaded with p.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -226,5 +228,36 @@ func TestLogRingKeepsTheLast100(t *testing.T) {
 	}
 	if len(r.Logs("no-such-function")) != 0 {
 		t.Error("logs of a function never run")
+	}
+}
+
+// TestCloseClosesIdleConnections: fetch's keep-alive connections end with
+// the runner (they stayed open, two goroutines each, until the transport's
+// idle timeout).
+func TestCloseClosesIdleConnections(t *testing.T) {
+	api := newFakeAPI(t)
+	var mu sync.Mutex
+	states := map[http.ConnState]int{}
+	api.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		mu.Lock()
+		states[s]++
+		mu.Unlock()
+	}
+	r := NewRunner(Options{})
+	p := compile(t, KindDestination, `async function onTrack(e, s) { await fetch(s.url) }`, withSettings(map[string]any{"url": api.URL}), withHosts(api.host()))
+	wantOutcome(t, r.Deliver(context.Background(), p, []EventIn{track("E", nil)}).Outcomes[0], OK, "")
+	r.Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		mu.Lock()
+		closed := states[http.StateClosed]
+		mu.Unlock()
+		if closed == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the connection is still open after Close: %v", states)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
