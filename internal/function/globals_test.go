@@ -160,10 +160,18 @@ func TestURL(t *testing.T) {
 		{`const u = new URL('https://api.example.com'); u.searchParams.set('q', 'a b'); u.pathname = '/search'; return u.href`, `"https://api.example.com/search?q=a+b"`},
 		{`return new URL('/v2/events?x=1', 'https://api.example.com/v1/users').href`, `"https://api.example.com/v2/events?x=1"`},
 		{`return new URL('events', 'https://api.example.com/v1/users').href`, `"https://api.example.com/v1/events"`},
+		{`const b = 'https://u:p@a.example.com/v1/users/7?x=1#f'; return ['?q=2', '#top', '', '//cdn.example.com/lib.js', '../teams', './me', '.', '..', '/a/./b/../c', 'https://other.example.com/x'].map((r) => new URL(r, b).href)`,
+			`["https://u:p@a.example.com/v1/users/7?q=2", "https://u:p@a.example.com/v1/users/7?x=1#top", "https://u:p@a.example.com/v1/users/7?x=1",
+			  "https://cdn.example.com/lib.js", "https://u:p@a.example.com/v1/teams", "https://u:p@a.example.com/v1/users/me",
+			  "https://u:p@a.example.com/v1/users/", "https://u:p@a.example.com/v1/", "https://u:p@a.example.com/a/c", "https://other.example.com/x"]`},
+		{`return [new URL('https://a.example.com/a/../b/./c').pathname, new URL('https://a.example.com/../..').pathname, new URL(' https://a.example.com/x ').href]`, `["/b/c", "/", "https://a.example.com/x"]`},
+		{`return new URL('/x', new URL('https://a.example.com/y')).href`, `"https://a.example.com/x"`},
 		{`return String(new URL('http://[::1]:9000/x'))`, `"http://[::1]:9000/x"`},
 		{`return JSON.stringify({u: new URL('https://a.example.com/p')})`, `"{\"u\":\"https://a.example.com/p\"}"`},
 		{`const u = new URL('https://a.example.com/p'); u.search = '?k=v'; return u.toString()`, `"https://a.example.com/p?k=v"`},
 		{`try { new URL('not a url') } catch (e) { return e.name }`, `"TypeError"`},
+		{`return ['http://a.example.com:x/', 'http://[::1/', 'http://a b.example.com/', 'http://a.example.com:80x'].map((u) => { try { new URL(u); return 'parsed' } catch (e) { return e.name } })`, `["TypeError","TypeError","TypeError","TypeError"]`},
+		{`const u = new URL('http://[::1]:9000/x'); return [u.hostname, u.port, u.host]`, `["[::1]", "9000", "[::1]:9000"]`},
 		{`try { new URL('/relative') } catch (e) { return e.name }`, `"TypeError"`},
 	})
 }

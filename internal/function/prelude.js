@@ -185,19 +185,39 @@
   g.URLSearchParams = URLSearchParams;
 
   // URL, enough of WHATWG's for request.url and building request URLs.
+  // removeDots resolves the "." and ".." segments of a path (RFC 3986
+  // 5.2.4); resolve makes a reference absolute against a base URL.
+  const removeDots = (path) => {
+    const out = [];
+    const segs = path.split("/");
+    for (let i = 1; i < segs.length; i++) {
+      const seg = segs[i], last = i === segs.length - 1;
+      if (seg === ".." || seg === "%2e%2e" || seg === "%2E%2E") { if (out.length) out.pop(); if (last) out.push(""); }
+      else if (seg === "." || seg === "%2e" || seg === "%2E") { if (last) out.push(""); }
+      else out.push(seg);
+    }
+    return "/" + out.join("/");
+  };
+  const resolve = (u, base) => {
+    const b = new URL(base);
+    const auth = b.username ? b.username + (b.password ? ":" + b.password : "") + "@" : "";
+    const prefix = b.protocol + "//" + auth + b.host;
+    if (u.startsWith("//")) return b.protocol + u;
+    if (u === "") return prefix + b.pathname + b.search;
+    if (u.startsWith("#")) return prefix + b.pathname + b.search + u;
+    if (u.startsWith("?")) return prefix + b.pathname + u;
+    return prefix + (u.startsWith("/") ? u : b.pathname.replace(/[^/]*$/, "") + u);
+  };
   class URL {
     constructor(u, base) {
-      u = String(u);
-      if (base !== undefined && !/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(u)) {
-        const b = new URL(base);
-        u = u.startsWith("/") ? b.origin + u : b.origin + b.pathname.replace(/[^/]*$/, "") + u;
-      }
-      const m = /^([a-zA-Z][a-zA-Z0-9+.-]*:)\/\/(?:([^:@\/]*)(?::([^@\/]*))?@)?([^:\/?#]+|\[[^\]]+\])(?::(\d+))?([^?#]*)(\?[^#]*)?(#.*)?$/.exec(u);
+      u = String(u).trim();
+      if (base !== undefined && !/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(u)) u = resolve(u, base);
+      const m = /^([a-zA-Z][a-zA-Z0-9+.-]*:)\/\/(?:([^:@\/]*)(?::([^@\/]*))?@)?(\[[^\]]+\]|[^:\/?#\[\]\s<>\\^|]+)(?::(\d+))?(\/[^?#]*)?(\?[^#]*)?(#.*)?$/.exec(u);
       if (!m) throw new TypeError("Invalid URL: " + u);
       this.protocol = m[1].toLowerCase();
       this.username = m[2] || ""; this.password = m[3] || "";
       this.hostname = m[4].toLowerCase(); this.port = m[5] || "";
-      this.pathname = m[6] || "/";
+      this.pathname = removeDots(m[6] || "/");
       this.searchParams = new URLSearchParams(m[7] || "");
       this.hash = m[8] || "";
     }
