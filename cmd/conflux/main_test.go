@@ -23,12 +23,18 @@ func TestCheck(t *testing.T) {
 	os.WriteFile(bad, []byte("sources:\n  - id: Web Site\n    colour: blue\n"), 0o600)
 	badDest := filepath.Join(dir, "bad-destination.yaml")
 	os.WriteFile(badDest, []byte("sources:\n  - id: web\ndestinations:\n  - id: hook\n    type: webhook\n    sources: [web]\n    settings: {url: \"ftp://x\"}\n  - id: other\n    type: carrier-pigeon\n    sources: [web]\n"), 0o600)
+	fn := filepath.Join(dir, "functions.yaml")
+	os.WriteFile(fn, []byte("sources:\n  - id: web\ndestinations:\n  - id: crm\n    type: function\n    sources: [web]\n    code: |\n      async function onTrack(event) {}\n"), 0o600)
+	badFn := filepath.Join(dir, "bad-function.yaml")
+	os.WriteFile(badFn, []byte("sources:\n  - id: web\ndestinations:\n  - id: crm\n    type: function\n    sources: [web]\n    code: |\n      async function onTrack(event) {\n"), 0o600)
 	tests := []struct {
 		args     []string
 		code     int
 		contains string
 	}{
 		{[]string{"check", "-c", good}, 0, "OK (1 sources, 0 destinations)"},
+		{[]string{"check", "-c", fn}, 0, "OK (1 sources, 1 destinations)"},
+		{[]string{"check", "-c", badFn}, 1, "bad-function.yaml:9:7: destinations[0].code"},
 		{[]string{"check", "-config", bad}, 1, "bad.yaml:2:"},
 		{[]string{"check", "-c", bad}, 1, "colour"},
 		{[]string{"check", "-c", filepath.Join(dir, "missing.yaml")}, 1, "missing.yaml"},

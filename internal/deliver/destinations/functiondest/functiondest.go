@@ -10,7 +10,6 @@ package functiondest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/confluxcdp/conflux/internal/config"
@@ -77,9 +76,6 @@ func NewType(rt Runtime) *deliver.Type {
 			if err := r.Err(); err != nil {
 				return nil, err
 			}
-			if rt.Run == nil || rt.Workspace == nil {
-				return nil, errors.New("destination functions cannot run here")
-			}
 			return &destination{id: id, rt: rt}, nil
 		},
 	}
@@ -92,6 +88,12 @@ type destination struct {
 
 func (d *destination) Send(ctx context.Context, events []*deliver.Event) []deliver.Result {
 	results := make([]deliver.Result, len(events))
+	if d.rt.Run == nil || d.rt.Workspace == nil {
+		for i := range results {
+			results[i] = deliver.Result{Outcome: deliver.Discard, Reason: deliver.ReasonInvalidSettings, Error: "destination functions cannot run here"}
+		}
+		return results
+	}
 	p, ok := d.rt.Workspace().Function(d.id)
 	if !ok || p.Kind() != function.KindDestination {
 		r := deliver.Result{Outcome: deliver.Discard, Reason: deliver.ReasonInvalidSettings,
