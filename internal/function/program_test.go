@@ -18,6 +18,8 @@ func TestCompile(t *testing.T) {
 		{"destination with onBatch only", Spec{Kind: KindDestination, Code: `async function onBatch(events) {}`}, ""},
 		{"insert with onIdentify", Spec{Kind: KindInsert, Code: `function onIdentify(e) { return e }`}, ""},
 		{"handler assigned to a global", Spec{Kind: KindInsert, Code: `globalThis.onTrack = (e) => e`}, ""},
+		{"handler assigned without a declaration", Spec{Kind: KindInsert, Code: `onTrack = async (e) => e`}, ""},
+		{"handler in a var", Spec{Kind: KindDestination, Code: `var onIdentify = async function (e) {}`}, ""},
 		{"unknown kind", Spec{Kind: "transform", Code: dest}, `kind "transform" is not one of`},
 		{"empty code", Spec{Kind: KindDestination, Code: " \n\t"}, "the code is empty"},
 		{"syntax error names line and column", Spec{Kind: KindDestination, Code: "async function onTrack(event) {\n  return event.x +* 2\n}"}, "Line 2:19 Unexpected token *"},
