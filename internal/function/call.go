@@ -65,9 +65,10 @@ type call struct {
 }
 
 type timer struct {
-	id int
-	at time.Time
-	fn goja.Callable
+	id    int
+	at    time.Time
+	fn    goja.Callable
+	every time.Duration // setInterval's period; 0 for setTimeout
 }
 
 // Emitted is one message a source function emitted with Segment.track(…)
@@ -133,8 +134,9 @@ func describeValue(v goja.Value) string {
 	return "a " + v.ExportType().String()
 }
 
-// timer is setTimeout (fn set) and clearTimeout (fn null, the id in ms).
-func (v *vm) timer(fn goja.Value, ms float64) goja.Value {
+// timer is setTimeout (fn set), setInterval (fn set, repeat) and
+// clearTimeout/clearInterval (fn null, the id in ms).
+func (v *vm) timer(fn goja.Value, ms float64, repeat bool) goja.Value {
 	c := v.call
 	if c == nil {
 		panic(v.rt.NewTypeError("timers may only be set while the function runs"))
@@ -157,7 +159,13 @@ func (v *vm) timer(fn goja.Value, ms float64) goja.Value {
 		panic(v.rt.NewTypeError(fmt.Sprintf("at most %d timers may be pending", maxTimers)))
 	}
 	c.timerSeq++
-	c.timers = append(c.timers, &timer{id: c.timerSeq, at: time.Now().Add(time.Duration(max(ms, 0) * float64(time.Millisecond))), fn: f})
+	d := time.Duration(max(ms, 0) * float64(time.Millisecond))
+	t := &timer{id: c.timerSeq, at: time.Now().Add(d), fn: f}
+	if repeat {
+		t.every = max(d, time.Millisecond) // as Node: at least 1 ms
+		t.at = time.Now().Add(t.every)
+	}
+	c.timers = append(c.timers, t)
 	return v.rt.ToValue(c.timerSeq)
 }
 

@@ -105,6 +105,7 @@ func TestTimeout(t *testing.T) {
 		{"a loop catching everything", `for (;;) { try { for (;;) {} } catch (e) {} }`},
 		{"a timer later than the limit", `await new Promise((resolve) => setTimeout(resolve, 60000))`},
 		{"timers forever", `await new Promise(() => { const tick = () => setTimeout(tick, 1); tick() })`},
+		{"an interval never cleared", `await new Promise(() => setInterval(() => {}, 0))`},
 		{"a recursive promise chain", `const spin = () => Promise.resolve().then(spin); await spin()`},
 		{"a finally that loops", `try { throw new Error() } finally { for (;;) {} }`},
 	} {

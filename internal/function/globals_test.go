@@ -204,6 +204,12 @@ return order`, `["sync", "microtask", "0a", "0b", "10", "20", "20+5", "30"]`},
 		{`return await new Promise((resolve) => setTimeout((a, b) => resolve(a + b), 1, 'x', 'y'))`, `"xy"`},
 		{`const t0 = Date.now(); await new Promise((r) => setTimeout(r, 50)); return Date.now() - t0 >= 45`, `true`},
 		{`try { setTimeout('code', 1) } catch (e) { return e.name }`, `"TypeError"`},
+		{`const ticks = []
+await new Promise((resolve) => {
+  const id = setInterval((tag) => { ticks.push(tag + ticks.length); if (ticks.length === 3) { clearInterval(id); setTimeout(resolve, 20) } }, 5, 't')
+})
+return ticks`, `["t0", "t1", "t2"]`},
+		{`return [typeof setInterval, typeof clearInterval, clearInterval === clearTimeout]`, `["function", "function", true]`},
 	})
 }
 

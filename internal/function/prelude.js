@@ -294,4 +294,9 @@
     return natives.timer(() => fn(...args), Number(ms) || 0);
   };
   g.clearTimeout = (id) => natives.timer(null, id);
+  g.setInterval = (fn, ms, ...args) => {
+    if (typeof fn !== "function") throw new TypeError("setInterval: the callback must be a function");
+    return natives.timer(() => fn(...args), Number(ms) || 0, true);
+  };
+  g.clearInterval = g.clearTimeout;
 })(globalThis);

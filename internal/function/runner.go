@@ -376,6 +376,10 @@ func (v *vm) await(val goja.Value) (goja.Value, error) {
 				return nil, &goja.InterruptedError{}
 			}
 		}
+		if t.every > 0 { // an interval: due again, unless its callback clears it
+			t.at = time.Now().Add(t.every)
+			v.call.timers = append(v.call.timers, t)
+		}
 		if _, err := t.fn(goja.Undefined()); err != nil {
 			return nil, err
 		}

@@ -69,7 +69,9 @@ func newVM(r *Runner) *vm {
 		v.log(str(c, 0), str(c, 1))
 		return goja.Undefined()
 	}))
-	must(g.Set("__timer", func(c goja.FunctionCall) goja.Value { return v.timer(c.Argument(0), c.Argument(1).ToFloat()) }))
+	must(g.Set("__timer", func(c goja.FunctionCall) goja.Value {
+		return v.timer(c.Argument(0), c.Argument(1).ToFloat(), c.Argument(2).ToBoolean())
+	}))
 	must(g.Set("__uuid", func(goja.FunctionCall) goja.Value { return v.rt.ToValue(newUUID()) }))
 	parse := v.rt.ToValue(v.jsonParse)
 	strfy := v.rt.ToValue(v.jsonStringify)
