@@ -30,9 +30,11 @@ type fakeRequest struct {
 	Body         string
 }
 
-func newFakeAPI(t *testing.T) *fakeAPI {
+// newFakeAPI starts the fake; opts change its server before it starts
+// (serving replaces the recording handler).
+func newFakeAPI(t *testing.T, opts ...func(*http.Server)) *fakeAPI {
 	f := &fakeAPI{t: t, answer: func(fakeRequest) (int, string) { return 200, `{"ok":true}` }}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		fr := fakeRequest{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: string(b)}
 		f.mu.Lock()
@@ -44,9 +46,15 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		w.WriteHeader(code)
 		io.WriteString(w, body)
 	}))
+	for _, o := range opts {
+		o(f.Config)
+	}
+	f.Start()
 	t.Cleanup(f.Close)
 	return f
 }
+
+func serving(h http.HandlerFunc) func(*http.Server) { return func(s *http.Server) { s.Handler = h } }
 
 func (f *fakeAPI) host() string {
 	u, _ := url.Parse(f.URL)
@@ -319,18 +327,17 @@ func TestFetchRedirectStaysOnAllowedHosts(t *testing.T) {
 	inner := newFakeAPI(t)
 	inner.script(func(fakeRequest) (int, string) { return 200, `"secret"` })
 	_, innerPort, _ := strings.Cut(inner.host(), ":")
-	outer := newFakeAPI(t)
-	outer.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	outer := newFakeAPI(t, serving(func(w http.ResponseWriter, r *http.Request) {
 		target := "http://localhost:" + innerPort + "/internal"
 		if r.URL.Path == "/same" {
-			target = outer.URL + "/landed"
+			target = "http://" + r.Host + "/landed"
 		}
 		if r.URL.Path == "/landed" {
 			io.WriteString(w, `"landed"`)
 			return
 		}
 		http.Redirect(w, r, target, http.StatusFound)
-	})
+	}))
 	r := newRunner(t)
 	p := compile(t, KindInsert, `async function onTrack(e, s) { const r = await fetch(s.base + e.properties.path); e.properties.body = await r.json(); return e }`,
 		withSettings(map[string]any{"base": outer.URL}), withHosts(outer.host()))
@@ -349,15 +356,14 @@ func TestFetchRedirectStaysOnAllowedHosts(t *testing.T) {
 }
 
 func TestFetchResponseAndRequestShapes(t *testing.T) {
-	api := newFakeAPI(t)
-	api.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api := newFakeAPI(t, serving(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Request-Id", "rq_1")
 		w.Header().Add("Set-Cookie", "a=1")
 		w.Header().Add("Set-Cookie", "b=2")
 		w.WriteHeader(201)
 		json.NewEncoder(w).Encode(map[string]any{"method": r.Method, "query": r.URL.RawQuery, "ct": r.Header.Get("Content-Type"), "body": string(b), "custom": r.Header.Get("X-Custom")})
-	})
+	}))
 	r := newRunner(t)
 	p := compile(t, KindInsert, `async function onTrack(event, settings) {
   const u = new URL('/echo', settings.base)
@@ -384,8 +390,7 @@ func TestFetchResponseAndRequestShapes(t *testing.T) {
 }
 
 func TestFetchLimits(t *testing.T) {
-	api := newFakeAPI(t)
-	api.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api := newFakeAPI(t, serving(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/big":
 			io.WriteString(w, strings.Repeat("x", 2048))
@@ -397,7 +402,8 @@ func TestFetchLimits(t *testing.T) {
 		default:
 			io.WriteString(w, "ok")
 		}
-	})
+	}))
+
 	r := newRunner(t, func(o *Options) { o.MaxResponseBytes = 1024 })
 	run := func(code string, timeout time.Duration) Outcome {
 		p := compile(t, KindDestination, "async function onTrack(e, s) {\n"+code+"\n}", withSettings(map[string]any{"base": api.URL}), withHosts(api.host()), withTimeout(timeout))

@@ -11,8 +11,7 @@ import (
 )
 
 func TestInsertEnrich(t *testing.T) {
-	profiles := newFakeAPI(t)
-	profiles.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	profiles := newFakeAPI(t, serving(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer tk" {
 			w.WriteHeader(401)
 			return
@@ -25,7 +24,8 @@ func TestInsertEnrich(t *testing.T) {
 		default:
 			w.WriteHeader(404)
 		}
-	})
+	}))
+
 	r := newRunner(t)
 	p := compile(t, KindInsert, testdata(t, "insert_enrich.js"),
 		withSettings(map[string]any{"environment": "production", "profiles": profiles.URL, "token": "tk"}), withHosts(profiles.host()))

@@ -235,14 +235,15 @@ func TestLogRingKeepsTheLast100(t *testing.T) {
 // the runner (they stayed open, two goroutines each, until the transport's
 // idle timeout).
 func TestCloseClosesIdleConnections(t *testing.T) {
-	api := newFakeAPI(t)
 	var mu sync.Mutex
 	states := map[http.ConnState]int{}
-	api.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		mu.Lock()
-		states[s]++
-		mu.Unlock()
-	}
+	api := newFakeAPI(t, func(s *http.Server) {
+		s.ConnState = func(_ net.Conn, s http.ConnState) {
+			mu.Lock()
+			states[s]++
+			mu.Unlock()
+		}
+	})
 	r := NewRunner(Options{})
 	p := compile(t, KindDestination, `async function onTrack(e, s) { await fetch(s.url) }`, withSettings(map[string]any{"url": api.URL}), withHosts(api.host()))
 	wantOutcome(t, r.Deliver(context.Background(), p, []EventIn{track("E", nil)}).Outcomes[0], OK, "")
