@@ -32,11 +32,13 @@ func propN(t *testing.T, res InsertResult) any {
 // limit does not hold up another program's calls.
 func TestIsolationFromALoopingFunction(t *testing.T) {
 	r := newRunner(t)
-	hog := compile(t, KindDestination, `async function onTrack() { for (;;) {} }`, withID("hog"), withTimeout(3*time.Second))
+	hog := compile(t, KindDestination, `async function onTrack() { for (;;) {} }`, withID("hog"), withTimeout(time.Minute))
 	fast := compile(t, KindInsert, `async function onTrack(e) { e.properties.n = 1; return e }`, withID("fast"))
+	hogCtx, stopHogs := context.WithCancel(context.Background())
+	defer stopHogs()
 	hogDone := make(chan Outcome, 2)
 	for range 2 { // as many as this machine may have cores
-		go func() { hogDone <- r.Deliver(context.Background(), hog, []EventIn{track("E", nil)}).Outcomes[0] }()
+		go func() { hogDone <- r.Deliver(hogCtx, hog, []EventIn{track("E", nil)}).Outcomes[0] }()
 	}
 	time.Sleep(50 * time.Millisecond) // the hogs are looping
 	start := time.Now()
@@ -58,14 +60,15 @@ func TestIsolationFromALoopingFunction(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
-	if d := time.Since(start); d > time.Second {
+	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("100 calls of another program took %s while two calls looped", d)
 	}
 	select {
 	case o := <-hogDone:
-		t.Fatalf("a looping call ended before its limit: %+v", o)
+		t.Fatalf("a looping call ended before it was stopped: %+v", o)
 	default:
 	}
+	stopHogs()
 	for range 2 {
 		wantOutcome(t, <-hogDone, Retry, ClassTimeout)
 	}
