@@ -138,11 +138,20 @@ func TestCallerContext(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the call went on %s after its caller gave up", d)
 	}
-	// A caller already gone: the call stops at once.
+	// A caller already gone: the calls do not start.
 	done, cancel2 := context.WithCancel(context.Background())
 	cancel2()
-	out = r.Deliver(done, p, []EventIn{track("E", nil)}).Outcomes[0]
-	wantOutcome(t, out, Retry, ClassTimeout)
+	events := make([]EventIn, 100)
+	for i := range events {
+		events[i] = track("E", nil)
+	}
+	start = time.Now()
+	for _, out := range r.Deliver(done, p, events).Outcomes {
+		wantOutcome(t, out, Retry, ClassTimeout)
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("100 calls for a caller already gone took %s", d)
+	}
 }
 
 func TestMemoryLimit(t *testing.T) {

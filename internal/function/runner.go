@@ -273,6 +273,9 @@ func (r *Runner) invoke(ctx context.Context, p *Program, name string, args func(
 
 func (r *Runner) invokeOn(ctx context.Context, p *Program, c *call, name string, args func(v *vm) ([]goja.Value, error),
 	done func(v *vm, c *call, res goja.Value) Outcome) Outcome {
+	if ctx.Err() != nil { // the caller is gone: not worth starting
+		return Outcome{Status: Retry, Class: ClassTimeout, Message: "the caller gave up before the call started: " + ctx.Err().Error()}
+	}
 	v, err := r.get(p)
 	if err != nil {
 		return Outcome{Status: Discard, Class: "Error", Message: "loading the function: " + err.Error()}
