@@ -283,3 +283,61 @@ func TestSyncHandlerReturningObjectWithThrowingGetter(t *testing.T) {
 	res := r.OnRequest(context.Background(), src, Request{Method: "GET", URL: "https://h.example.com/", Headers: http.Header{}})
 	wantOutcome(t, res.Outcome, OK, "")
 }
+
+// TestHostileValues: values whose reading runs code (getters, proxy traps,
+// toString) and that throw or never end, where the runtime reads them from
+// Go: a handler's result, a thrown value, a batch's statuses, the handlers
+// themselves. Each was a Go panic that ended the process, or a call that
+// never ended; each is now an outcome.
+func TestHostileValues(t *testing.T) {
+	r := newRunner(t)
+	for _, tc := range []struct {
+		name   string
+		kind   Kind
+		code   string
+		status Status
+		class  string
+	}{
+		{"a batch status getter that throws", KindDestination, `async function onBatch() { return [{ get status() { throw new Error('getter') } }] }`, Discard, "Error"},
+		{"a batch result that is a revoked proxy", KindDestination, `async function onBatch() { const p = Proxy.revocable([], {}); p.revoke(); return p.proxy }`, Discard, "TypeError"},
+		{"a batch result whose get trap throws", KindDestination, `async function onBatch() { return new Proxy([], { get() { throw new RetryError('trap') } }) }`, Retry, "RetryError"},
+		{"a batch status getter that loops", KindDestination, `async function onBatch() { return [{ get status() { for (;;) {} } }] }`, Retry, ClassTimeout},
+		{"an insert result that is a revoked proxy", KindInsert, `async function onTrack() { const p = Proxy.revocable({}, {}); p.revoke(); return p.proxy }`, Discard, "TypeError"},
+		{"a thrown object whose message getter loops", KindInsert, `async function onTrack() { throw { get message() { for (;;) {} } } }`, Retry, ClassTimeout},
+		{"a thrown proxy whose traps loop", KindInsert, `async function onTrack() { throw new Proxy({}, { get() { for (;;) {} }, getPrototypeOf() { for (;;) {} } }) }`, Retry, ClassTimeout},
+		{"a thrown object whose message getter throws", KindInsert, `async function onTrack() { return Promise.reject({ get message() { throw 2 } }) }`, Discard, "Error"},
+		{"a thrown object whose toString throws", KindInsert, `async function onTrack() { throw { toString() { throw 1 } } }`, Discard, "Error"},
+		{"a thrown object without a prototype", KindInsert, `async function onTrack() { throw Object.create(null) }`, Discard, "Error"},
+		{"a thrown symbol", KindInsert, `async function onTrack() { throw Symbol('s') }`, Discard, "Error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := compile(t, tc.kind, tc.code, withTimeout(100*time.Millisecond))
+			start := time.Now()
+			var out Outcome
+			if tc.kind == KindDestination {
+				out = r.Deliver(context.Background(), p, []EventIn{track("E", nil)}).Outcomes[0]
+			} else {
+				out = r.Insert(context.Background(), p, track("E", nil)).Outcome
+			}
+			wantOutcome(t, out, tc.status, tc.class)
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("took %s", d)
+			}
+		})
+	}
+	// A handler behind a getter that throws once an earlier call says so.
+	p := compile(t, KindInsert, `let broken = false
+function onTrack(e) { broken = true; return e }
+Object.defineProperty(globalThis, 'onIdentify', { get() { if (broken) throw new Error('g'); return (e) => e } })`)
+	wantOutcome(t, r.Insert(context.Background(), p, event("identify", nil)).Outcome, OK, "")
+	wantOutcome(t, r.Insert(context.Background(), p, track("E", nil)).Outcome, OK, "")
+	wantOutcome(t, r.Insert(context.Background(), p, event("identify", nil)).Outcome, Discard, ClassNoHandler)
+	for _, code := range []string{
+		"throw {toString() { throw new Error('x') }}\nfunction onTrack(e) { return e }",
+		"Object.defineProperty(globalThis, 'onTrack', {get() { throw new Error('g') }})",
+	} {
+		if _, err := Compile(Spec{ID: "hostile", Kind: KindInsert, Code: code}); err == nil {
+			t.Errorf("Compile(%q) succeeded", code)
+		}
+	}
+}

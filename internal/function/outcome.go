@@ -118,18 +118,33 @@ func (v *vm) thrown(val goja.Value) Outcome {
 	if !ok {
 		return Outcome{Status: Discard, Class: "Error", Message: val.String()}
 	}
-	msg := ""
-	if m := obj.Get("message"); m != nil && !goja.IsUndefined(m) {
-		msg = m.String()
-	}
-	for class, c := range v.classes {
-		if ok, _ := instanceOf(v.rt, obj, c); ok {
-			return Outcome{Status: statusOf(class), Class: class, Message: msg}
+	// Reading name and message may run getters or proxy traps.
+	msg, name := "", ""
+	if err := v.protect(func() {
+		if m := obj.Get("message"); m != nil && !goja.IsUndefined(m) {
+			msg = m.String()
 		}
+		if n := obj.Get("name"); n != nil && !goja.IsUndefined(n) {
+			name = n.String()
+		}
+	}); err != nil {
+		msg, name = "the function threw a value that cannot be read: "+err.Error(), ""
+	}
+	matched := ""
+	v.protect(func() { // a proxy's getPrototypeOf trap may throw or loop
+		for class, c := range v.classes {
+			if ok, _ := instanceOf(v.rt, obj, c); ok {
+				matched = class
+				return
+			}
+		}
+	})
+	if matched != "" {
+		return Outcome{Status: statusOf(matched), Class: matched, Message: msg}
 	}
 	class := "Error"
-	if n := obj.Get("name"); n != nil && !goja.IsUndefined(n) && n.String() != "" {
-		class = n.String()
+	if name != "" {
+		class = name
 	}
 	if class == "RetryError" || class == "DropEvent" || class == "FetchError" {
 		return Outcome{Status: statusOf(class), Class: class, Message: msg}

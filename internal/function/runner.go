@@ -231,6 +231,9 @@ func (r *Runner) monitor() {
 				c.heap0 = min(c.heap0, h)
 				switch {
 				case c.interrupted != nil:
+					// Again each tick: code that catches nothing can still
+					// run after the first (a getter read when the call failed).
+					v.rt.Interrupt(c.interrupted)
 				case c.expired(now):
 					c.interrupted = errTimeout
 					v.rt.Interrupt(errTimeout)
@@ -297,7 +300,10 @@ func (r *Runner) invokeOn(ctx context.Context, p *Program, c *call, name string,
 	r.mu.Unlock()
 
 	out := func() Outcome {
-		a, err := args(v)
+		var a []goja.Value
+		if perr := v.protect(func() { a, err = args(v) }); perr != nil {
+			err = perr
+		}
 		if err != nil {
 			return Outcome{Status: Discard, Class: "InvalidEventPayload", Message: err.Error()}
 		}
@@ -312,7 +318,12 @@ func (r *Runner) invokeOn(ctx context.Context, p *Program, c *call, name string,
 			return v.outcomeOf(err)
 		}
 		if done != nil {
-			return done(v, c, res)
+			// done reads the result from Go: getters and proxies may run.
+			var o Outcome
+			if err := v.protect(func() { o = done(v, c, res) }); err != nil {
+				return v.outcomeOf(err)
+			}
+			return o
 		}
 		return Outcome{Status: OK}
 	}()

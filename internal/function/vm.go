@@ -36,7 +36,10 @@ type vm struct {
 	rangeErr     *goja.Object
 	objectProto  *goja.Object
 	jsonBuf      []byte // JSON.stringify's, between calls
-	classes      map[string]*goja.Object
+	// protectFn runs pending as a native: see protect.
+	protectFn goja.Callable
+	pending   func()
+	classes   map[string]*goja.Object
 	// broken is set when a call was interrupted: the interpreter's state
 	// may be half-changed, so it is not pooled again.
 	broken bool
@@ -83,6 +86,12 @@ func newVM(r *Runner) *vm {
 	v.rangeErr = g.Get("RangeError").ToObject(v.rt)
 	v.objectProto = v.rt.NewObject().Prototype()
 	v.arrayIsArray, _ = goja.AssertFunction(g.Get("Array").ToObject(v.rt).Get("isArray"))
+	v.protectFn, _ = goja.AssertFunction(v.rt.ToValue(func(goja.FunctionCall) goja.Value {
+		f := v.pending
+		v.pending = nil
+		f()
+		return goja.Undefined()
+	}))
 	if _, err := v.rt.RunProgram(prelude); err != nil {
 		panic(fmt.Sprintf("function: the prelude does not run: %v", err))
 	}
@@ -171,7 +180,7 @@ func (v *vm) load(p *Program) error {
 	v.call = nil
 	v.rt.ClearInterrupt()
 	if err != nil {
-		return describe(err)
+		return v.describe(err)
 	}
 	if _, err := v.callSettings(); err != nil {
 		return fmt.Errorf("reading the settings: %w", err)
@@ -190,21 +199,39 @@ func (v *vm) callSettings() (goja.Value, error) {
 	return v.parse(goja.Undefined(), v.rt.ToValue(v.prog.settings))
 }
 
-// handler returns the global function named name, or nil.
+// handler returns the global function named name, or nil (also when
+// reading it throws: a getter on globalThis).
 func (v *vm) handler(name string) goja.Callable {
-	f, ok := goja.AssertFunction(v.rt.GlobalObject().Get(name))
+	var val goja.Value
+	if v.protect(func() { val = v.rt.GlobalObject().Get(name) }) != nil {
+		return nil
+	}
+	f, ok := goja.AssertFunction(val)
 	if !ok {
 		return nil
 	}
 	return f
 }
 
+// protect runs f, Go code that reads JavaScript values, as goja runs a
+// native: a getter or a proxy trap that f sets off may throw or be
+// interrupted, which outside of a native is a Go panic (the process
+// ends); here it is the error returned.
+func (v *vm) protect(f func()) error {
+	v.pending = f
+	_, err := v.protectFn(goja.Undefined())
+	return err
+}
+
 // describe turns an error of the interpreter into one whose message says
-// where the code failed.
-func describe(err error) error {
+// where the code failed. Writing a thrown object calls its toString,
+// which may throw in turn.
+func (v *vm) describe(err error) error {
 	var ex *goja.Exception
 	if errors.As(err, &ex) {
-		return errors.New(ex.String())
+		s := "the code threw a value that cannot be written"
+		v.protect(func() { s = ex.String() })
+		return errors.New(s)
 	}
 	return err
 }
