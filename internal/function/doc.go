@@ -24,6 +24,5 @@
 // (fetch waits for its answer in the call's goroutine, so a signal could
 // not end it), TextEncoder and TextDecoder, and npm modules in general.
 //
-// Locks: Runner.mu, then a LogRing's mu (never the other way; ring takes
-// and releases Runner.mu before the LogRing's).
+// Locks: Runner.mu and a LogRing's mu are never held together.
 package function
