@@ -23,6 +23,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Addr, "addr", env("CONFLUX_ADDR", "127.0.0.1:8088"), "HTTP listen address (env CONFLUX_ADDR)")
 	fs.StringVar(&o.NATSURL, "nats-url", env("CONFLUX_NATS_URL", ""), "external NATS server or cluster instead of the embedded one (env CONFLUX_NATS_URL)")
 	fs.IntVar(&o.NATSReplicas, "nats-replicas", 1, "replicas of each stream on an external cluster")
+	fs.StringVar(&o.NodeID, "node-id", env("CONFLUX_NODE_ID", ""), "this node's id in a cluster, the same across restarts (default: kept in the data directory) (env CONFLUX_NODE_ID)")
 	fs.StringVar(&o.PostgresURL, "postgres-url", env("CONFLUX_POSTGRES_URL", ""), "PostgreSQL for state instead of SQLite (env CONFLUX_POSTGRES_URL)")
 	fsync := fs.String("fsync", env("CONFLUX_FSYNC", "always"), "log sync: always (survives power loss) or interval (survives kill -9 only) (env CONFLUX_FSYNC)")
 	fs.IntVar(&o.MetricsMaxEventNames, "metrics-max-event-names", 200, "distinct event names per source the delivery metrics keep; the rest count as (other)")

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,14 @@ type Options struct {
 	// BreakerMinOpen and BreakerMaxOpen bound how long an open breaker
 	// waits before its probe. Defaults: 1s and 1m.
 	BreakerMinOpen, BreakerMaxOpen time.Duration
+	// Leases, if set, decide which destinations this node delivers for
+	// (package lease): a node runs a destination's queue only while it
+	// owns the lease "deliver/<id>", so that the nodes of a cluster share
+	// the destinations and each event is sent by one node (beyond what
+	// was in flight at a hand-over); the destination's concurrency and
+	// rate limit then hold cluster-wide. Nil: this node delivers for every
+	// destination.
+	Leases Leases
 	// Functions, if set, runs the destinations' insert functions before
 	// their events are sent; nil: insert functions are not run.
 	Functions Inserter
@@ -93,6 +102,17 @@ func (o *Options) defaults() {
 // its Location in the recorded response.
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
+// Leases is what the engine needs of package lease's Group.
+type Leases interface {
+	Want(kind string, names []string)
+	Owns(name string) bool
+	Leaving() []string
+	Release(ctx context.Context, name string) error
+}
+
+// leaseName is the lease of a destination's queue.
+func leaseName(dest string) string { return "deliver/" + dest }
+
 // Engine runs one queue per enabled destination and keeps the set in step
 // with the workspace: a destination added, changed or removed starts,
 // restarts or stops its queue within ConfigPoll.
@@ -133,7 +153,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	gauges := time.NewTicker(5 * time.Second)
 	defer gauges.Stop()
 	for {
-		if ws := e.opts.Workspace(); ws.Version != version {
+		// With leases, ownership changes without a new snapshot.
+		if ws := e.opts.Workspace(); ws.Version != version || e.opts.Leases != nil {
 			version = ws.Version
 			e.reconcile(ctx, ws)
 		}
@@ -173,6 +194,18 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 			want[d.ID] = d
 		}
 	}
+	if l := e.opts.Leases; l != nil {
+		names := make([]string, 0, len(want))
+		for id := range want {
+			names = append(names, leaseName(id))
+		}
+		l.Want("deliver", names)
+		for id := range want {
+			if !l.Owns(leaseName(id)) {
+				delete(want, id)
+			}
+		}
+	}
 	prev := e.known
 	e.known = now
 	// A destination that was disabled starts again with the events that
@@ -205,6 +238,18 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 		<-r.done
 	}
 	e.mu.Lock()
+	// A queue stopped for another node is handed over only now, with its
+	// requests finished and its position stored.
+	if l := e.opts.Leases; l != nil {
+		for _, name := range l.Leaving() {
+			id, ok := strings.CutPrefix(name, "deliver/")
+			if _, running := e.queues[id]; ok && !running {
+				if err := l.Release(ctx, name); err != nil {
+					e.opts.Logger.Warn("handing over a destination's queue", "destination", id, "err", err)
+				}
+			}
+		}
+	}
 	for _, id := range forget {
 		if err := e.jobs.forget(ctx, id, now[id]); err != nil {
 			e.opts.Logger.Error("forgetting the delivery state of a removed or re-enabled destination", "destination", id, "err", err)

@@ -345,8 +345,15 @@ func (q *queue) sender(ctx context.Context) {
 		if err != nil {
 			return // unfinished: read or loaded again after the restart
 		}
-		results := q.send(ctx, live)
-		if ctx.Err() != nil {
+		// A request started is finished, within sendGrace, even when the
+		// queue stops, and its outcome stored: a restart or a hand-over to
+		// another node then does not send it again. Past the grace, the
+		// outcome is dropped and the events are read again.
+		sctx, cancel := graceful(ctx, sendGrace)
+		results := q.send(sctx, live)
+		graceOver := sctx.Err() != nil
+		cancel()
+		if graceOver {
 			return
 		}
 		ok, retryAfter := false, time.Duration(0)
@@ -360,6 +367,20 @@ func (q *queue) sender(ctx context.Context) {
 			q.brk.hold(retryAfter)
 		}
 	}
+}
+
+// sendGrace is how long a request in flight may finish after its queue
+// stops.
+const sendGrace = 5 * time.Second
+
+// graceful returns a context that ends grace after ctx does.
+func graceful(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	g, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(g, func() { t.Stop() })
+	})
+	return g, func() { stop(); cancel() }
 }
 
 func (q *queue) send(ctx context.Context, items []*item) []Result {

@@ -69,6 +69,8 @@ type Group struct {
 	wanted  map[string][]string // kind → names to spread
 	held    map[string]uint64   // lease name → revision of our last write
 	leaving map[string]bool     // held leases another node is preferred for
+	// kick wakes Run for a round when the wanted names change.
+	kick chan struct{}
 }
 
 // New opens (or creates) the buckets and announces the node; Run keeps it
@@ -82,7 +84,7 @@ func New(ctx context.Context, opts Options) (*Group, error) {
 	if opts.Node == "" || strings.ContainsAny(opts.Node, ". *>/") {
 		return nil, fmt.Errorf("lease: node id %q must be non-empty, without dots, spaces, slashes or wildcards", opts.Node)
 	}
-	g := &Group{opts: opts, log: opts.Logger, wanted: map[string][]string{}, held: map[string]uint64{}, leaving: map[string]bool{}}
+	g := &Group{opts: opts, log: opts.Logger, wanted: map[string][]string{}, held: map[string]uint64{}, leaving: map[string]bool{}, kick: make(chan struct{}, 1)}
 	var err error
 	for _, b := range []struct {
 		kv   *jetstream.KeyValue
@@ -111,8 +113,15 @@ func (g *Group) Want(kind string, names []string) {
 	names = slices.Clone(names)
 	slices.Sort(names)
 	g.mu.Lock()
+	changed := !slices.Equal(g.wanted[kind], names)
 	g.wanted[kind] = names
 	g.mu.Unlock()
+	if changed {
+		select {
+		case g.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Owns reports whether this node holds the lease of name and should do its
@@ -132,6 +141,22 @@ func (g *Group) Holds(name string) bool {
 	defer g.mu.Unlock()
 	_, ok := g.held[name]
 	return ok
+}
+
+// Leaving returns the names whose lease this node holds but should hand
+// over (another node is preferred, or the name is no longer wanted): stop
+// their work, then Release them.
+func (g *Group) Leaving() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []string
+	for n := range g.held {
+		if g.leaving[n] {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Release gives up the lease of name, once its work has stopped, so that
@@ -203,6 +228,7 @@ func (g *Group) Run(ctx context.Context) error {
 			g.leave()
 			return nil
 		case <-t.C:
+		case <-g.kick:
 		}
 	}
 }
@@ -211,6 +237,9 @@ func (g *Group) Run(ctx context.Context) error {
 func (g *Group) Tick(ctx context.Context) { g.round(ctx) }
 
 func (g *Group) round(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
 	if err := g.heartbeat(ctx); err != nil {
 		g.log.Warn("lease: renewing this node's membership failed", "node", g.opts.Node, "err", err)
 	}
@@ -254,6 +283,9 @@ func (g *Group) renew(ctx context.Context) {
 	g.mu.Unlock()
 	for name, rev := range held {
 		nrev, err := g.leases.Update(ctx, leaseKey(name), []byte(g.opts.Node), rev)
+		if ctx.Err() != nil {
+			return // stopping: leave releases what is held
+		}
 		g.mu.Lock()
 		if _, still := g.held[name]; still {
 			if err != nil {

@@ -6,6 +6,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/aggregate"
@@ -28,6 +31,7 @@ import (
 	"github.com/confluxcdp/conflux/internal/deliver/warehouse"
 	"github.com/confluxcdp/conflux/internal/function"
 	"github.com/confluxcdp/conflux/internal/httpapi"
+	"github.com/confluxcdp/conflux/internal/lease"
 	"github.com/confluxcdp/conflux/internal/observe"
 	"github.com/confluxcdp/conflux/internal/observe/alert"
 	"github.com/confluxcdp/conflux/internal/process"
@@ -53,6 +57,10 @@ type Options struct {
 	NATSURL string
 	// NATSReplicas is the replica count of each stream. Default: 1.
 	NATSReplicas int
+	// NodeID names this node in the cluster's leases; it must stay the
+	// same across restarts. Default: the id kept in <DataDir>/node-id,
+	// generated on first start.
+	NodeID string
 	// PostgresURL points at PostgreSQL for state instead of SQLite.
 	PostgresURL string
 	// Fsync is the embedded log's sync mode. Default: stream.SyncAlways.
@@ -126,6 +134,8 @@ type Server struct {
 	alerts   *alert.Evaluator
 	// functions runs source, destination and insert functions.
 	functions *function.Runner
+	// leases decide which node does which share of the work.
+	leases *lease.Group
 	// violations counts tracking-plan violations for the violations API.
 	violations *process.Violations
 	http       *http.Server
@@ -236,9 +246,17 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	node, err := nodeID(opts)
+	if err != nil {
+		return nil, err
+	}
+	if s.leases, err = lease.New(ctx, lease.Options{JetStream: s.log.JetStream(), Node: node, Replicas: opts.NATSReplicas,
+		Logger: opts.Logger.With("component", "lease")}); err != nil {
+		return nil, err
+	}
 	s.deliver = deliver.New(deliver.Options{
 		Log: s.log, DB: s.db, Registry: registry, Workspace: s.manager.Current, Metrics: counting,
-		Functions: s.functions, Registerer: reg, Logger: opts.Logger.With("component", "deliver"),
+		Functions: s.functions, Leases: s.leases, Registerer: reg, Logger: opts.Logger.With("component", "deliver"),
 	})
 	// Before the Tracking API serves: the file's new destinations start
 	// at what the log holds now, not when their queues start.
@@ -322,6 +340,31 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	return s, nil
 }
 
+// nodeID is the node's id in the cluster: the option, else the one kept
+// in the data directory, generated on first start.
+func nodeID(opts Options) (string, error) {
+	if opts.NodeID != "" {
+		return opts.NodeID, nil
+	}
+	path := filepath.Join(opts.DataDir, "node-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("reading the node id: %w", err)
+	}
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	id := "node-" + hex.EncodeToString(b[:])
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("keeping the node id in %s: %w", path, err)
+	}
+	return id, nil
+}
+
 // functionSpecs are the stored function versions, for the function tester.
 type functionSpecs struct{ repo *config.Repo }
 
@@ -376,6 +419,11 @@ func (s *Server) Run(ctx context.Context) error {
 	// what they counted last.
 	mctx, mCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer mCancel()
+	// The leases are given up after the stages have stopped their work.
+	lctx, lCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer lCancel()
+	leasesDone := make(chan error, 1)
+	go func() { leasesDone <- s.leases.Run(lctx) }()
 	metricsDone := make(chan error, 1)
 	go func() { metricsDone <- s.metrics.Run(mctx) }()
 	var workers errgroup.Group
@@ -412,6 +460,8 @@ func (s *Server) Run(ctx context.Context) error {
 	if e := workers.Wait(); e != nil && err == nil {
 		err = e
 	}
+	lCancel()
+	<-leasesDone
 	mCancel()
 	if e := <-metricsDone; e != nil && err == nil {
 		err = fmt.Errorf("flushing delivery metrics: %w", e)
