@@ -6,9 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +35,8 @@ func benchDeliver(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	noMetrics := fs.Bool("no-metrics", false, "turn the delivery metrics off (compare with and without to see what they cost)")
 	noProfiles := fs.Bool("no-profiles", false, "turn identity resolution and profiles off (compare with and without to see what they cost)")
 	noArchive := fs.Bool("no-archive", false, "turn the Parquet event archive off (compare with and without to see what it costs)")
+	insertFn := fs.Bool("insert-function", false, "give the source a trivial insert function (sets a property, returns the event)")
+	destFn := fs.Bool("function", false, "deliver through a destination function (onBatch posting the batch with fetch) instead of a webhook")
 	runs := fs.Int("runs", 3, "with -isolation, how many alternating pairs of runs; the ratio is of the medians")
 	bad := fs.String("bad", "timeout", "with -isolation, what the second destination does: timeout (answers after its 2s timeout) or slow (10x the healthy receiver's time)")
 	if err := parseFlags(fs, args); err != nil {
@@ -42,6 +46,7 @@ func benchDeliver(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		r, err := deliverRun(ctx, deliverRunOptions{
 			duration: *duration, batch: *batch, webhookBatch: *webhookBatch, concurrency: *concurrency,
 			connections: *connections, rate: *rate, bad: map[bool]string{true: *bad}[withBad], noMetrics: *noMetrics, noProfiles: *noProfiles, noArchive: *noArchive,
+			insertFunction: *insertFn, destinationFunction: *destFn,
 		}, stdout)
 		if err != nil {
 			return 0, err
@@ -83,7 +88,28 @@ type deliverRunOptions struct {
 	rate                                          float64
 	bad                                           string // "", "timeout" or "slow"
 	noMetrics, noProfiles, noArchive              bool
+	insertFunction, destinationFunction           bool
 }
+
+// The functions of `bench deliver -insert-function` and `-function`.
+const (
+	benchInsertFunction = `
+    insert_function:
+      code: |
+        async function onTrack(event) { event.properties.checked = true; return event; }
+`
+	benchDestinationFunction = `
+    code: |
+      async function onBatch(events, settings) {
+        const res = await fetch(settings.url, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Authorization: "Basic " + btoa(settings.key + ":") },
+          body: JSON.stringify(events.map(e => ({ messageId: e.messageId, name: e.event, user: e.userId, at: e.timestamp, props: e.properties }))),
+        });
+        if (!res.ok) throw new RetryError("the receiver answered " + res.status);
+      }
+`
+)
 
 // benchReceiver counts the messageIds it is sent.
 type benchReceiver struct {
@@ -157,6 +183,14 @@ destinations:
     settings: {url: %q, batch_size: %d, timeout: 10s}
     delivery: {concurrency: %d}
 `, good.url, o.webhookBatch, o.concurrency)
+	if o.insertFunction {
+		cfg = strings.Replace(cfg, "    write_key: benchWriteKey0000000000000000001\n", "    write_key: benchWriteKey0000000000000000001\n"+benchInsertFunction[1:], 1)
+	}
+	if o.destinationFunction {
+		u, _ := url.Parse(good.url)
+		cfg = strings.Replace(cfg, fmt.Sprintf("    type: webhook\n    sources: [bench]\n    settings: {url: %q, batch_size: %d, timeout: 10s}\n", good.url, o.webhookBatch),
+			fmt.Sprintf("    type: function\n    sources: [bench]\n    allowed_hosts: [%q]\n    settings: {url: %q, key: k, batch_size: %d}\n", u.Host, good.url, min(o.webhookBatch, 400))+benchDestinationFunction[1:], 1)
+	}
 	if o.bad != "" {
 		delay := 5 * time.Second // beyond its 2s timeout
 		if o.bad == "slow" {
