@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -139,6 +140,9 @@ func (s *Stage) prepare(ctx context.Context, msgs []stream.Msg, slot int, prev *
 	for _, p := range s.parts {
 		reread = max(reread, p.ckpt.Load())
 	}
+	if !s.owns(0) {
+		reread = math.MaxUint64 // another node dead-letters what belongs to no partition
+	}
 	for _, m := range msgs {
 		if err := checkFraming(m.Data); err != nil {
 			if m.Seq > reread {
@@ -156,8 +160,8 @@ func (s *Stage) prepare(ctx context.Context, msgs []stream.Msg, slot int, prev *
 				}
 				continue
 			}
-			i := partitionOf(keys, len(s.parts))
-			if m.Seq > s.parts[i].ckpt.Load() {
+			i := s.slot[partitionOf(keys, s.opts.Partitions)]
+			if i >= 0 && m.Seq > s.parts[i].ckpt.Load() {
 				g.scr[i].work = append(g.scr[i].work, item{src: rec.SourceID, json: rec.JSON, keys: keys})
 			}
 		}
@@ -338,10 +342,11 @@ func (g *group) message(partitions string) *natsMsg {
 	h.Set(stream.HeaderCount, strconv.Itoa(g.records))
 	h.Set(HeaderIngestSeq, strconv.FormatUint(g.last, 10))
 	h.Set(HeaderPartitions, partitions)
-	// A retried publish of the same group is stored once.
+	// A retried publish of the same group is stored once; another node's
+	// group of the same ingest messages (other partitions) is another id.
 	return &natsMsg{
 		Msg:  &nats.Msg{Subject: stream.ProcessedSubject, Header: h, Data: data},
-		opts: []jetstream.PublishOpt{jetstream.WithMsgID(fmt.Sprintf("processed-%d-%d", g.first, g.last))},
+		opts: []jetstream.PublishOpt{jetstream.WithMsgID(fmt.Sprintf("processed-%d-%d-%s", g.first, g.last, partitions))},
 	}
 }
 

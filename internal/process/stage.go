@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -42,6 +43,9 @@ type Options struct {
 	// Partitions is the number of user partitions. Default: 16. It is fixed
 	// for the life of a data directory: New refuses another number.
 	Partitions int
+	// Owned are the partitions this stage processes (the others' records
+	// are another node's); nil: all of them. See [Stage].
+	Owned []int
 	// DedupWindow is how long a messageId is remembered. Default: 30 days.
 	DedupWindow time.Duration
 	// ExpectedIDsPerDay sizes the dedup filters (all partitions together):
@@ -71,6 +75,10 @@ type Options struct {
 	Logger  *slog.Logger
 	// Now is the clock of the dedup window. Default: time.Now.
 	Now func() time.Time
+
+	// shared are metrics registered already, by the [Leased] that makes
+	// one stage after another.
+	shared *metrics
 }
 
 func (o *Options) defaults() {
@@ -109,14 +117,21 @@ func (o *Options) defaults() {
 // maxOutputBytes bounds one processed message, leaving room for headers.
 const maxOutputBytes = stream.MaxMessageBytes - 64<<10
 
-// Stage is the processing stage of one node. It owns every partition (one
-// node; scale-out shares them).
+// Stage is the processing stage of one node: it reads all of ingest and
+// processes the records of the partitions it owns (Options.Owned), each
+// with its own dedup index. Several nodes share the partitions, each
+// owning some (leases decide; see package lease). A stage that takes a
+// partition over first brings its index up to what the partition's
+// previous owners wrote to processed (see recover), so no duplicate
+// slips through a hand-over.
 type Stage struct {
 	opts  Options
 	log   *stream.Log
 	cache *pebble.Cache
 	parts []*partition
-	m     *metrics
+	// slot maps a partition id to its place in parts; -1: not owned.
+	slot []int
+	m    *metrics
 	// partsHeader is the HeaderPartitions value of this stage's messages.
 	partsHeader string
 	// done is the last ingest sequence processed and committed, for other
@@ -128,7 +143,11 @@ type Stage struct {
 // a crash may have left without its index commit. Run then processes.
 func New(ctx context.Context, log *stream.Log, opts Options) (_ *Stage, err error) {
 	opts.defaults()
-	s := &Stage{opts: opts, log: log, m: newMetrics(opts.Registerer)}
+	m := opts.shared
+	if m == nil {
+		m = newMetrics(opts.Registerer)
+	}
+	s := &Stage{opts: opts, log: log, m: m}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -139,7 +158,22 @@ func New(ctx context.Context, log *stream.Log, opts Options) (_ *Stage, err erro
 	}
 	s.cache = pebble.NewCache(opts.CacheBytes)
 	perBucket := max(opts.ExpectedIDsPerDay/int64(opts.Partitions), 1024)
-	for i := range opts.Partitions {
+	owned := opts.Owned
+	if owned == nil {
+		for i := range opts.Partitions {
+			owned = append(owned, i)
+		}
+	}
+	owned = slices.Sorted(slices.Values(owned))
+	owned = slices.Compact(owned)
+	if len(owned) == 0 || owned[0] < 0 || owned[len(owned)-1] >= opts.Partitions {
+		return nil, fmt.Errorf("owned partitions %v: want at least one of 0..%d", opts.Owned, opts.Partitions-1)
+	}
+	s.slot = make([]int, opts.Partitions)
+	for i := range s.slot {
+		s.slot[i] = -1
+	}
+	for _, i := range owned {
 		ix, err := dedup.Open(dedup.Options{
 			Dir:                   filepath.Join(opts.Dir, fmt.Sprintf("p%02d", i)),
 			Window:                opts.DedupWindow,
@@ -152,9 +186,10 @@ func New(ctx context.Context, log *stream.Log, opts Options) (_ *Stage, err erro
 		if err != nil {
 			return nil, fmt.Errorf("opening dedup index of partition %d: %w", i, err)
 		}
+		s.slot[i] = len(s.parts)
 		s.parts = append(s.parts, newPartition(i, ix))
 	}
-	s.partsHeader = formatPartitions(0, opts.Partitions-1)
+	s.partsHeader = formatPartitionSet(owned)
 	if err := s.recover(ctx); err != nil {
 		return nil, err
 	}
@@ -373,7 +408,8 @@ func (s *Stage) published(ctx context.Context, g *group) bool {
 		return false
 	}
 	last, ok, err := s.log.Last(ctx, stream.ProcessedStream, stream.ProcessedSubject)
-	return err == nil && ok && last.Header.Get(HeaderIngestSeq) == strconv.FormatUint(g.last, 10)
+	return err == nil && ok && last.Header.Get(HeaderIngestSeq) == strconv.FormatUint(g.last, 10) &&
+		last.Header.Get(HeaderPartitions) == s.partsHeader
 }
 
 // publish writes the group's dead letters, then its output, to the log.
@@ -439,6 +475,28 @@ func (s *Stage) Close() {
 }
 
 // formatPartitions renders the range lo..hi for HeaderPartitions.
+// formatPartitionSet writes sorted partition ids as ranges: "0-3,8".
+func formatPartitionSet(ids []int) string {
+	var b strings.Builder
+	for i := 0; i < len(ids); {
+		j := i
+		for j+1 < len(ids) && ids[j+1] == ids[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(formatPartitions(ids[i], ids[j]))
+		i = j + 1
+	}
+	return b.String()
+}
+
+// owns reports whether this stage processes partition id: it also handles
+// what belongs to no partition (unreadable messages and records) when it
+// owns partition 0, so that one node dead-letters them.
+func (s *Stage) owns(id int) bool { return s.slot[id] >= 0 }
+
 func formatPartitions(lo, hi int) string {
 	if lo == hi {
 		return strconv.Itoa(lo)

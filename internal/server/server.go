@@ -126,7 +126,7 @@ type Server struct {
 	appender *stream.Appender
 	manager  *config.Manager
 	suppress *suppress.List
-	process  *process.Stage
+	process  *process.Leased
 	deliver  *deliver.Engine
 	profiles *aggregate.Stage
 	archive  *archive.Archiver
@@ -235,17 +235,6 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	plog := opts.Logger.With("component", "process")
 	s.violations = process.NewViolations(s.db, plog)
-	if s.process, err = process.New(ctx, s.log, process.Options{
-		Dir:               filepath.Join(opts.DataDir, "process"),
-		DedupWindow:       s.manager.Current().DedupWindow,
-		ExpectedIDsPerDay: opts.DedupIDsPerDay,
-		Pipeline:          process.NewRules(s.manager.Current, s.violations, plog).WithFunctions(s.functions),
-		Metrics:           counting,
-		Registerer:        reg,
-		Logger:            plog,
-	}); err != nil {
-		return nil, err
-	}
 	node, err := nodeID(opts)
 	if err != nil {
 		return nil, err
@@ -254,6 +243,15 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		Logger: opts.Logger.With("component", "lease")}); err != nil {
 		return nil, err
 	}
+	s.process = process.NewLeased(s.log, process.Options{
+		Dir:               filepath.Join(opts.DataDir, "process"),
+		DedupWindow:       s.manager.Current().DedupWindow,
+		ExpectedIDsPerDay: opts.DedupIDsPerDay,
+		Pipeline:          process.NewRules(s.manager.Current, s.violations, plog).WithFunctions(s.functions),
+		Metrics:           counting,
+		Registerer:        reg,
+		Logger:            plog,
+	}, s.leases)
 	s.deliver = deliver.New(deliver.Options{
 		Log: s.log, DB: s.db, Registry: registry, Workspace: s.manager.Current, Metrics: counting,
 		Functions: s.functions, Leases: s.leases, Registerer: reg, Logger: opts.Logger.With("component", "deliver"),
@@ -472,9 +470,6 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) close() {
 	if s.listener != nil {
 		_ = s.listener.Close()
-	}
-	if s.process != nil {
-		s.process.Close()
 	}
 	if s.log != nil {
 		_ = s.log.Close()

@@ -160,3 +160,30 @@ func (l *Log) LastSeq(ctx context.Context, stream string) (uint64, error) {
 	}
 	return info.State.LastSeq, nil
 }
+
+// Backward calls fn with the messages of stream from the last one back to
+// the first the stream still holds, until fn returns false. It reads one
+// message at a time, for the short scans recovery needs.
+func (l *Log) Backward(ctx context.Context, stream string, fn func(Msg) bool) error {
+	s, err := l.js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("opening stream %s: %w", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("reading stream %s: %w", stream, err)
+	}
+	for seq := info.State.LastSeq; seq >= max(info.State.FirstSeq, 1); seq-- {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // deleted
+		}
+		if err != nil {
+			return fmt.Errorf("reading message %d of stream %s: %w", seq, stream, err)
+		}
+		if !fn(Msg{Seq: m.Sequence, Header: m.Header, Data: m.Data}) {
+			return nil
+		}
+	}
+	return nil
+}

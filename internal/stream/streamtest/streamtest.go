@@ -115,7 +115,9 @@ func External(t testing.TB) string {
 	drop := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		for _, name := range []string{stream.IngestStream, stream.ProcessedStream, stream.DLQStream} {
+		// The streams, and the buckets of package lease (its KV streams),
+		// so that no lease of an earlier run holds a test's work back.
+		for _, name := range []string{stream.IngestStream, stream.ProcessedStream, stream.DLQStream, "KV_conflux_leases", "KV_conflux_nodes"} {
 			if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 				t.Errorf("deleting stream %s on %s: %v", name, url, err)
 			}
