@@ -90,11 +90,20 @@ func New(ctx context.Context, opts Options) (*Group, error) {
 		kv   *jetstream.KeyValue
 		name string
 	}{{&g.nodes, NodesBucket}, {&g.leases, LeasesBucket}} {
-		*b.kv, err = opts.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: b.name, TTL: opts.TTL, History: 1, Replicas: opts.Replicas, Storage: jetstream.FileStorage,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("lease: opening bucket %s: %w", b.name, err)
+		// A cluster still forming answers with timeouts for a while.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			*b.kv, err = opts.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket: b.name, TTL: opts.TTL, History: 1, Replicas: opts.Replicas, Storage: jetstream.FileStorage,
+			})
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil || time.Now().After(deadline) {
+				return nil, fmt.Errorf("lease: opening bucket %s: %w", b.name, err)
+			}
+			opts.Logger.Warn("lease: opening a bucket failed; retrying", "bucket", b.name, "err", err)
+			time.Sleep(500 * time.Millisecond)
 		}
 	}
 	if err := g.heartbeat(ctx); err != nil {

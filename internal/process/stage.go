@@ -114,8 +114,8 @@ func (o *Options) defaults() {
 	}
 }
 
-// maxOutputBytes bounds one processed message, leaving room for headers.
-const maxOutputBytes = stream.MaxMessageBytes - 64<<10
+// headerRoom is what a processed message leaves for its headers.
+const headerRoom = 64 << 10
 
 // Stage is the processing stage of one node: it reads all of ingest and
 // processes the records of the partitions it owns (Options.Owned), each
@@ -134,6 +134,9 @@ type Stage struct {
 	m    *metrics
 	// partsHeader is the HeaderPartitions value of this stage's messages.
 	partsHeader string
+	// maxOut bounds one processed message's records: what the log takes,
+	// less room for headers.
+	maxOut int
 	// done is the last ingest sequence processed and committed, for other
 	// goroutines.
 	done atomic.Uint64
@@ -147,7 +150,7 @@ func New(ctx context.Context, log *stream.Log, opts Options) (_ *Stage, err erro
 	if m == nil {
 		m = newMetrics(opts.Registerer)
 	}
-	s := &Stage{opts: opts, log: log, m: m}
+	s := &Stage{opts: opts, log: log, m: m, maxOut: log.MaxPayload() - headerRoom}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -344,13 +347,13 @@ func (s *Stage) prepareFitting(ctx context.Context, msgs []stream.Msg, slot int,
 	var g *group
 	for {
 		g = s.prepare(ctx, msgs[:n], slot, prev)
-		if g.outBytes <= maxOutputBytes || n == 1 {
+		if g.outBytes <= s.maxOut || n == 1 {
 			break
 		}
 		n = (n + 1) / 2
 	}
-	if g.outBytes > maxOutputBytes {
-		g.spill(maxOutputBytes)
+	if g.outBytes > s.maxOut {
+		g.spill(s.maxOut)
 	}
 	g.started = time.Now()
 	return g, n

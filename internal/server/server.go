@@ -276,7 +276,8 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	s.appender = stream.NewAppender(s.log.JetStream(), stream.AppenderOptions{Registerer: reg})
+	s.appender = stream.NewAppender(s.log.JetStream(), stream.AppenderOptions{Registerer: reg,
+		MaxMessageBytes: min(4<<20, s.log.MaxPayload()-64<<10)})
 	gate := &diskGate{dir: opts.DataDir, min: opts.MinFreeDisk}
 
 	mux := http.NewServeMux()

@@ -218,11 +218,44 @@ func (l *Log) ensureStreams(ctx context.Context) error {
 	dlq.Description = "Messages a stage could not process, with the reason in the Conflux-Reason header"
 	dlq.Discard = jetstream.DiscardOld
 	for _, cfg := range []jetstream.StreamConfig{ingest, processed, dlq} {
-		if _, err := l.js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("creating stream %q on %s: %w", cfg.Name, l.where(), err)
+		if err := l.createStream(ctx, cfg); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// createStream creates or updates a stream, retrying for up to 30 s: a
+// cluster that is still forming (its servers starting together, or a
+// replica's server restarting) answers with a timeout or "no suitable
+// peers" until it has the replicas' servers.
+func (l *Log) createStream(ctx context.Context, cfg jetstream.StreamConfig) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		_, err := l.js.CreateOrUpdateStream(ctx, cfg)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("creating stream %q on %s: %w", cfg.Name, l.where(), err)
+		}
+		l.opts.Logger.Warn("creating a stream failed; retrying", "stream", cfg.Name, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+}
+
+// MaxPayload is the largest message this log takes: MaxMessageBytes, or
+// less when the server says so (an external NATS server's max_payload
+// defaults to 1 MiB). Writers that group records into one message keep
+// below it, leaving room for headers.
+func (l *Log) MaxPayload() int {
+	if l.nc == nil {
+		return MaxMessageBytes
+	}
+	return int(min(int64(MaxMessageBytes), l.nc.MaxPayload()))
 }
 
 // JetStream returns the JetStream handle, for consumers.
