@@ -433,7 +433,13 @@ func (s *Server) Run(ctx context.Context) error {
 	workers.Go(func() error { return s.violations.Run(bg) })
 	workers.Go(func() error { return s.deliver.Run(bg) })
 	if s.profiles != nil {
-		workers.Go(func() error { return s.profiles.Run(bg) })
+		// One writer for the cluster's identity graph: the node holding
+		// the lease "aggregate/identity" (its position claim keeps it
+		// exactly once besides).
+		workers.Go(func() error {
+			s.leases.RunOwned(bg, "aggregate", "aggregate/identity", s.profiles.Run)
+			return nil
+		})
 	}
 	if s.archive != nil {
 		workers.Go(func() error { return s.archive.Run(bg) })

@@ -399,6 +399,42 @@ destinations:
 			t.Errorf("%s re-sent to the three nodes was delivered again (%d → %d)", id, n, got)
 		}
 	}
+
+	// One user's events through different nodes make one profile, read
+	// from any node.
+	for i, ev := range []map[string]any{
+		{"type": "identify", "userId": "shared-user", "anonymousId": "anon-shared", "traits": map[string]any{"plan": "pro"}},
+		{"type": "track", "anonymousId": "anon-shared", "event": "Viewed"},
+		{"type": "track", "userId": "shared-user", "event": "Paid"},
+	} {
+		ev["messageId"] = fmt.Sprintf("profile-%d", i)
+		if !post(client, addrs[i], []map[string]any{ev}) {
+			t.Fatalf("profile event %d not accepted", i)
+		}
+	}
+	profileID := func(addr, key string) string {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/api/v1/profiles/"+key, nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		var out struct {
+			ID string `json:"id"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return out.ID
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		a, b := profileID(addrs[2], "user_id:shared-user"), profileID(addrs[1], "anonymous_id:anon-shared")
+		if a != "" && a == b {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the user's profile by user id %q and by anonymous id %q: want one", a, b)
+		}
+	}
 	for _, p := range nodes {
 		p.stop()
 	}
