@@ -75,6 +75,19 @@ destinations:
 			t.Fatal(st)
 		}
 	}
+	// A source created on one node takes events on the other within a
+	// second.
+	st, src := admin(t, a, "POST", "/api/v1/sources", `{"id":"app"}`)
+	if st != 201 {
+		t.Fatalf("create source: %d %v", st, src)
+	}
+	created := time.Now()
+	for send(t, b.URL, src["write_key"].(string), "/v1/track", `{"messageId":"app-1","userId":"u","event":"E"}`) != 200 {
+		if time.Since(created) > time.Second {
+			t.Fatal("a source created on n1 is unknown to n2 after a second")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	// b leaves; a takes its partitions and, if it had it, the destination.
 	b.Stop(t)
 	for i := range 20 { // events the two nodes processed before, again
