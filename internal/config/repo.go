@@ -1028,18 +1028,25 @@ func (r *Repo) UpdateDestination(ctx context.Context, d Destination) (Destinatio
 // [ErrNotFound], or [ErrConflict] naming the transformations scoped to it
 // and the alert rules watching it (delete them first).
 func (r *Repo) DeleteDestination(ctx context.Context, id string) error {
+	return r.deleteByID(ctx, "destinations", "destination", id, r.deleteDestination)
+}
+
+// deleteByID deletes object id of table (what, for errors: "destination")
+// with del, in one write: an error matching [ErrNotFound] when there is no
+// such object, else del's.
+func (r *Repo) deleteByID(ctx context.Context, table, what, id string, del func(ctx context.Context, tx *sql.Tx, id string) error) error {
 	err := r.write(ctx, func(tx *sql.Tx, _ int64) (bool, error) {
-		ok, err := r.exists(ctx, tx, "destinations", id)
+		ok, err := r.exists(ctx, tx, table, id)
 		if err != nil {
 			return false, err
 		}
 		if !ok {
-			return false, fmt.Errorf("destination %q: %w", id, ErrNotFound)
+			return false, fmt.Errorf("%s %q: %w", what, id, ErrNotFound)
 		}
-		return true, r.deleteDestination(ctx, tx, id)
+		return true, del(ctx, tx, id)
 	})
 	if err != nil {
-		return fmt.Errorf("deleting destination %q: %w", id, err)
+		return fmt.Errorf("deleting %s %q: %w", what, id, err)
 	}
 	return nil
 }

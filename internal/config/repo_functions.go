@@ -458,20 +458,7 @@ func (r *Repo) loadVersions(ctx context.Context, id string, one int) ([]Function
 // error matching [ErrNotFound], or [ErrConflict] naming the sources and
 // destinations that use it (change them first).
 func (r *Repo) DeleteFunction(ctx context.Context, id string) error {
-	err := r.write(ctx, func(tx *sql.Tx, _ int64) (bool, error) {
-		ok, err := r.exists(ctx, tx, "functions", id)
-		if err != nil {
-			return false, err
-		}
-		if !ok {
-			return false, fmt.Errorf("function %q: %w", id, ErrNotFound)
-		}
-		return true, r.deleteFunction(ctx, tx, id)
-	})
-	if err != nil {
-		return fmt.Errorf("deleting function %q: %w", id, err)
-	}
-	return nil
+	return r.deleteByID(ctx, "functions", "function", id, r.deleteFunction)
 }
 
 // deleteFunction deletes an existing function unless sources or

@@ -231,20 +231,7 @@ func (r *Repo) UpdateTrackingPlan(ctx context.Context, p TrackingPlan) (Tracking
 // matching [ErrNotFound], or [ErrConflict] naming the sources that use the
 // plan (detach it from them first).
 func (r *Repo) DeleteTrackingPlan(ctx context.Context, id string) error {
-	err := r.write(ctx, func(tx *sql.Tx, _ int64) (bool, error) {
-		ok, err := r.exists(ctx, tx, "tracking_plans", id)
-		if err != nil {
-			return false, err
-		}
-		if !ok {
-			return false, fmt.Errorf("tracking plan %q: %w", id, ErrNotFound)
-		}
-		return true, r.deleteTrackingPlan(ctx, tx, id)
-	})
-	if err != nil {
-		return fmt.Errorf("deleting tracking plan %q: %w", id, err)
-	}
-	return nil
+	return r.deleteByID(ctx, "tracking_plans", "tracking plan", id, r.deleteTrackingPlan)
 }
 
 // deleteTrackingPlan deletes an existing plan unless sources use it.
