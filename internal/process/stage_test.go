@@ -29,7 +29,10 @@ func TestMain(m *testing.M) {
 
 // ev is the stored JSON of an event with the given messageId and userId.
 func ev(id, user string) []byte {
-	return fmt.Appendf(nil, `{"type":"track","event":"Clicked","messageId":%q,"userId":%q,"context":{},"timestamp":"2026-12-01T10:00:00.000Z","receivedAt":"2026-12-01T10:00:00.000Z"}`, id, user)
+	// Now, not a fixed day: the dedup window (30 days) is measured from
+	// receivedAt, and a fixed day would fall out of it.
+	at := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	return fmt.Appendf(nil, `{"type":"track","event":"Clicked","messageId":%q,"userId":%q,"context":{},"timestamp":%q,"receivedAt":%q}`, id, user, at, at)
 }
 
 // appendEvents writes one ingest message holding recs (source "web").
