@@ -339,7 +339,7 @@ func (g *Group) acquire(ctx context.Context) {
 		g.held[n] = rev
 		delete(g.leaving, n)
 		g.mu.Unlock()
-		g.log.Info("lease: acquired", "lease", n, "node", g.opts.Node)
+		g.log.Debug("lease: acquired", "lease", n, "node", g.opts.Node)
 	}
 }
 
