@@ -24,11 +24,13 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/confluxcdp/conflux/internal/httpapi"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -383,4 +385,42 @@ func (g *Group) leave() {
 		_ = g.Release(ctx, n)
 	}
 	_ = g.nodes.Delete(ctx, g.opts.Node)
+}
+
+// Owners returns every lease in the cluster and the node holding it, by
+// lease name ("process/p00": "node-a"), as the bucket holds them now.
+func (g *Group) Owners(ctx context.Context) (map[string]string, error) {
+	keys, err := g.leases.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lease: listing the leases: %w", err)
+	}
+	out := make(map[string]string, len(keys))
+	for _, k := range keys {
+		e, err := g.leases.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // released meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lease: reading lease %s: %w", k, err)
+		}
+		out[strings.Replace(k, ".", "/", 1)] = string(e.Value())
+	}
+	return out, nil
+}
+
+// Register adds GET /api/v1/cluster, wrapped by auth: this node's id, the
+// live nodes, and who holds each lease (which node processes which
+// partition, delivers for which destination, writes the identity graph).
+func (g *Group) Register(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
+	mux.Handle("GET /api/v1/cluster", auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		owners, err := g.Owners(r.Context())
+		if err != nil {
+			httpapi.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			return
+		}
+		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"node": g.opts.Node, "nodes": g.Live(), "leases": owners})
+	})))
 }

@@ -75,9 +75,20 @@ destinations:
 			t.Fatal(st)
 		}
 	}
+	// Any node tells who does what.
+	var src map[string]any
+	st, cl := admin(t, b, "GET", "/api/v1/cluster", "")
+	leases, _ := cl["leases"].(map[string]any)
+	holders := map[any]int{}
+	for _, n := range leases {
+		holders[n]++
+	}
+	if st != 200 || cl["node"] != "n2" || fmt.Sprint(cl["nodes"]) != "[n1 n2]" || len(leases) != 18 || holders["n1"] == 0 || holders["n2"] == 0 {
+		t.Errorf("cluster: %d %v", st, cl)
+	}
 	// A source created on one node takes events on the other within a
 	// second.
-	st, src := admin(t, a, "POST", "/api/v1/sources", `{"id":"app"}`)
+	st, src = admin(t, a, "POST", "/api/v1/sources", `{"id":"app"}`)
 	if st != 201 {
 		t.Fatalf("create source: %d %v", st, src)
 	}

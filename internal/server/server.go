@@ -299,6 +299,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	configAPI.AlertStates = s.alerts
 	configAPI.Register(mux, auth)
 	function.NewAPI(s.functions, functionSpecs{repo}).Register(mux, auth)
+	s.leases.Register(mux, auth)
 	s.deliver.Register(mux, auth)
 	warehouse.RegisterAPI(mux, auth, s.db)
 	archive.RegisterAPI(mux, auth, filepath.Join(opts.DataDir, "archive"), s.deliver.Enqueue, opts.Logger.With("component", "archive"))
