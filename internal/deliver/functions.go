@@ -35,7 +35,7 @@ func FunctionResult(o function.Outcome, logs string) Result {
 	if o.Status == function.OK {
 		return Result{Outcome: Delivered}
 	}
-	r := Result{Error: o.Err().Error(), Response: truncate([]byte(logs))}
+	r := Result{Error: o.Err().Error(), Response: bound([]byte(logs))}
 	switch o.Status {
 	case function.Retry:
 		r.Outcome = Retry
@@ -71,16 +71,6 @@ func FunctionResult(o function.Outcome, logs string) Result {
 		r.Reason = ReasonFunctionError
 	}
 	return r
-}
-
-func truncate(b []byte) []byte {
-	if len(b) > MaxRecorded {
-		return b[:MaxRecorded]
-	}
-	if len(b) == 0 {
-		return nil
-	}
-	return b
 }
 
 // insertDestination runs a destination's insert function on each event
