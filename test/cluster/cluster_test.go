@@ -161,10 +161,12 @@ func jetStreamReady(url string) bool {
 	return err == nil
 }
 
-// receiver is the webhook: it counts each messageId it gets.
+// receiver is the webhook: it counts each messageId it gets, and keeps
+// when its last delivery came.
 type receiver struct {
-	mu  sync.Mutex
-	got map[string]int
+	mu   sync.Mutex
+	got  map[string]int
+	last time.Time
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -180,7 +182,64 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	for _, e := range evs {
 		r.got[e.MessageID]++
 	}
+	r.last = time.Now()
 	r.mu.Unlock()
+}
+
+func (r *receiver) lastDelivery() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// confluxNodes is n Conflux processes on the NATS cluster natsURL and the
+// PostgreSQL pg, whose source web goes to a webhook destination on rcv
+// (batches of batch, concurrency 8); flags are added to every serve.
+type confluxNodes struct {
+	rcv   *receiver
+	nodes []*proc
+	addrs []string
+}
+
+func startConflux(t *testing.T, bin, natsURL, pg string, n, batch int, flags ...string) *confluxNodes {
+	t.Helper()
+	c := &confluxNodes{rcv: &receiver{got: map[string]int{}}}
+	hook := &http.Server{Handler: c.rcv}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = hook.Serve(ln) }()
+	t.Cleanup(func() { _ = hook.Close() })
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "conflux.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`admin_token: %s
+sources:
+  - id: web
+    write_key: %s
+destinations:
+  - id: hook
+    type: webhook
+    sources: [web]
+    settings: {url: "http://%s/hook", batch_size: %d}
+    delivery: {concurrency: 8}
+`, adminToken, writeKey, ln.Addr(), batch)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		args := []string{bin, "serve", "--addr", addr, "--data", filepath.Join(dir, fmt.Sprintf("c%d", i)),
+			"--config", cfg, "--nats-url", natsURL, "--nats-replicas", "3", "--postgres-url", pg, "--node-id", fmt.Sprintf("c%d", i),
+			"--min-free-disk-mb", "-1", "--no-archive"}
+		p := &proc{name: fmt.Sprintf("conflux-%d", i), args: append(args, flags...)}
+		p.start(t)
+		t.Cleanup(p.stop)
+		c.nodes, c.addrs = append(c.nodes, p), append(c.addrs, addr)
+	}
+	for i, p := range c.nodes {
+		waitReady(t, p, c.addrs[i])
+	}
+	return c
 }
 
 func (r *receiver) count(id string) int {
@@ -233,43 +292,8 @@ func TestClusterSurvivesKills(t *testing.T) {
 	pg := storetest.PostgresSchema(t)
 	natsProcs, natsURL := natsCluster(t)
 	bin := buildBinary(t)
-	rcv := &receiver{got: map[string]int{}}
-	hook := &http.Server{Handler: rcv}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = hook.Serve(ln) }()
-	defer hook.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "conflux.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`admin_token: %s
-sources:
-  - id: web
-    write_key: %s
-destinations:
-  - id: hook
-    type: webhook
-    sources: [web]
-    settings: {url: "http://%s/hook", batch_size: 20}
-    delivery: {concurrency: 8}
-`, adminToken, writeKey, ln.Addr())), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var nodes []*proc
-	var addrs []string
-	for i := range 3 {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		p := &proc{name: fmt.Sprintf("conflux-%d", i), args: []string{bin, "serve", "--addr", addr, "--data", filepath.Join(dir, fmt.Sprintf("c%d", i)),
-			"--config", cfg, "--nats-url", natsURL, "--nats-replicas", "3", "--postgres-url", pg, "--node-id", fmt.Sprintf("c%d", i),
-			"--min-free-disk-mb", "-1", "--no-archive"}}
-		p.start(t)
-		t.Cleanup(p.kill)
-		nodes, addrs = append(nodes, p), append(addrs, addr)
-	}
-	for i, p := range nodes {
-		waitReady(t, p, addrs[i])
-	}
+	c := startConflux(t, bin, natsURL, pg, 3, 20)
+	rcv, nodes, addrs := c.rcv, c.nodes, c.addrs
 
 	// Load: one sender per node, batches of 20 unique events.
 	var mu sync.Mutex

@@ -3,10 +3,8 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,46 +46,8 @@ func TestNodeScaling(t *testing.T) {
 func measureNodes(t *testing.T, bin string, n int) {
 	pg := storetest.PostgresSchema(t)
 	natsProcs, natsURL := natsCluster(t)
-	rcv := &receiver{got: map[string]int{}}
-	var lastDelivery atomic.Int64
-	hook := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rcv.ServeHTTP(w, r)
-		lastDelivery.Store(time.Now().UnixNano())
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = hook.Serve(ln) }()
-	defer hook.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "conflux.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`admin_token: %s
-sources:
-  - id: web
-    write_key: %s
-destinations:
-  - id: hook
-    type: webhook
-    sources: [web]
-    settings: {url: "http://%s/hook", batch_size: 100}
-`, adminToken, writeKey, ln.Addr())), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var nodes []*proc
-	var addrs []string
-	for i := range n {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		p := &proc{name: fmt.Sprintf("conflux-%d", i), args: []string{bin, "serve", "--addr", addr, "--data", filepath.Join(dir, fmt.Sprintf("c%d", i)),
-			"--config", cfg, "--nats-url", natsURL, "--nats-replicas", "3", "--postgres-url", pg, "--node-id", fmt.Sprintf("c%d", i),
-			"--min-free-disk-mb", "-1", "--no-archive", "--no-profiles"}}
-		p.start(t)
-		t.Cleanup(p.stop)
-		nodes, addrs = append(nodes, p), append(addrs, addr)
-	}
-	for i, p := range nodes {
-		waitReady(t, p, addrs[i])
-	}
+	c := startConflux(t, bin, natsURL, pg, n, 100, "--no-profiles")
+	rcv, nodes, addrs := c.rcv, c.nodes, c.addrs
 	time.Sleep(3 * time.Second) // the leases settle
 	cpu := func() (conflux, nats float64) {
 		for _, p := range nodes {
@@ -124,7 +84,7 @@ destinations:
 	total := int(acked.Load())
 	for deadline := time.Now().Add(3 * time.Minute); rcv.distinct() < total && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 	}
-	end := time.Unix(0, lastDelivery.Load())
+	end := rcv.lastDelivery()
 	c1, n1 := cpu()
 	t.Logf("%d node(s): %d events acknowledged in %s: %.0f events/s in; %d delivered, %.0f events/s end to end; CPU per 1,000 events: Conflux %.3f s, NATS %.3f s",
 		n, total, sent.Round(time.Millisecond), float64(total)/sent.Seconds(), rcv.distinct(), float64(rcv.distinct())/end.Sub(start).Seconds(),
