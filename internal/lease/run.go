@@ -2,22 +2,27 @@ package lease
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
-// RunOwned runs fn while this node owns the lease name (of kind kind),
-// until ctx ends: a role that one node at a time plays for the cluster
-// (the identity graph's writer). When ownership moves, fn's context is
-// cancelled, fn is waited for, and then the lease is released, so that
-// the next owner starts only after fn has stopped. When fn returns while
-// the lease is held (an error), it is started again on the next tick.
-func (g *Group) RunOwned(ctx context.Context, kind, name string, fn func(ctx context.Context) error) {
-	g.Want(kind, []string{name})
-	type role struct {
+// RunOwned runs fn over the names (of kind kind) this node owns, until
+// ctx ends: work the cluster shares out by name (the processing
+// partitions) or a role one node plays at a time (a single name: the
+// identity graph's writer). fn gets the owned names, sorted, and runs
+// until its context ends. When the owned set changes, fn's context is
+// cancelled and fn waited for, the leases to hand over are released (so
+// the next owner starts only after fn has stopped), and fn starts again
+// over the new set; it does not run while the set is empty. When fn
+// returns on its own (an error), it is started again on the next tick.
+func (g *Group) RunOwned(ctx context.Context, kind string, names []string, fn func(ctx context.Context, owned []string) error) {
+	g.Want(kind, names)
+	type run struct {
+		owned  []string
 		cancel context.CancelFunc
 		done   chan error
 	}
-	var cur *role
+	var cur *run
 	stop := func() {
 		if cur != nil {
 			cur.cancel()
@@ -33,26 +38,34 @@ func (g *Group) RunOwned(ctx context.Context, kind, name string, fn func(ctx con
 			select {
 			case err := <-cur.done:
 				if err != nil && ctx.Err() == nil {
-					g.log.Warn("lease: the role stopped with an error; starting it again", "lease", name, "err", err)
+					g.log.Warn("lease: the work stopped with an error; starting it again", "kind", kind, "err", err)
 				}
 				cur.cancel()
 				cur = nil
 			default:
 			}
 		}
-		owns := g.Owns(name)
-		switch {
-		case owns && cur == nil:
-			rctx, cancel := context.WithCancel(ctx)
-			r := &role{cancel: cancel, done: make(chan error, 1)}
-			cur = r
-			go func() { r.done <- fn(rctx) }()
-			g.log.Info("lease: playing the role", "lease", name, "node", g.opts.Node)
-		case !owns && cur != nil:
+		var owned []string
+		for _, n := range names {
+			if g.Owns(n) {
+				owned = append(owned, n)
+			}
+		}
+		slices.Sort(owned)
+		if cur != nil && !slices.Equal(cur.owned, owned) {
 			stop()
 		}
-		if !owns && g.Holds(name) {
-			_ = g.Release(ctx, name)
+		for _, n := range g.Leaving() {
+			if slices.Contains(names, n) {
+				_ = g.Release(ctx, n)
+			}
+		}
+		if cur == nil && len(owned) > 0 {
+			rctx, cancel := context.WithCancel(ctx)
+			r := &run{owned: owned, cancel: cancel, done: make(chan error, 1)}
+			cur = r
+			go func() { r.done <- fn(rctx, r.owned) }()
+			g.log.Debug("lease: running owned work", "kind", kind, "owned", owned, "node", g.opts.Node)
 		}
 		select {
 		case <-ctx.Done():

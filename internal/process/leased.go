@@ -3,20 +3,15 @@ package process
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/confluxcdp/conflux/internal/stream"
 )
 
-// Leases is what a [Leased] stage needs of package lease's Group.
+// Leases is what a [Leased] stage needs of package lease's Group: to run
+// work over the names of a kind this node owns.
 type Leases interface {
-	Want(kind string, names []string)
-	Owns(name string) bool
-	Leaving() []string
-	Release(ctx context.Context, name string) error
+	RunOwned(ctx context.Context, kind string, names []string, fn func(ctx context.Context, owned []string) error)
 }
 
 // partitionLease is the lease of partition p.
@@ -32,97 +27,48 @@ type Leased struct {
 	log    *stream.Log
 	opts   Options
 	leases Leases
-	// Poll is how often ownership is looked at. Default: 250ms.
-	Poll time.Duration
 
-	position atomic.Uint64
+	stage atomic.Pointer[Stage]
 }
 
 // NewLeased returns the leased stage; Run runs it.
 func NewLeased(log *stream.Log, opts Options, leases Leases) *Leased {
 	opts.defaults()
 	opts.shared = newMetrics(opts.Registerer)
-	return &Leased{log: log, opts: opts, leases: leases, Poll: 250 * time.Millisecond}
+	return &Leased{log: log, opts: opts, leases: leases}
 }
 
 // Position is the ingest sequence up to which the running stage has
 // processed its partitions (0 while none runs).
-func (l *Leased) Position() uint64 { return l.position.Load() }
+func (l *Leased) Position() uint64 {
+	if s := l.stage.Load(); s != nil {
+		return s.Position()
+	}
+	return 0
+}
 
 // Run keeps a stage over the owned partitions until ctx ends.
 func (l *Leased) Run(ctx context.Context) error {
 	names := make([]string, l.opts.Partitions)
+	byName := make(map[string]int, len(names))
 	for p := range names {
 		names[p] = partitionLease(p)
+		byName[names[p]] = p
 	}
-	l.leases.Want("process", names)
-	type run struct {
-		stage  *Stage
-		cancel context.CancelFunc
-		done   chan error
-	}
-	var (
-		owned []int
-		cur   *run
-	)
-	stop := func() {
-		if cur != nil {
-			cur.cancel()
-			if err := <-cur.done; err != nil && ctx.Err() == nil {
-				l.opts.Logger.Warn("processing stage stopped with an error", "err", err)
-			}
-			cur = nil
+	l.leases.RunOwned(ctx, "process", names, func(ctx context.Context, owned []string) error {
+		opts := l.opts
+		opts.Owned = make([]int, len(owned))
+		for i, n := range owned {
+			opts.Owned[i] = byName[n]
 		}
-	}
-	defer stop()
-	tick := time.NewTicker(l.Poll)
-	defer tick.Stop()
-	for {
-		now := l.owned()
-		if !slices.Equal(now, owned) {
-			stop()
-			for _, name := range l.leases.Leaving() {
-				if strings.HasPrefix(name, "process/") {
-					if err := l.leases.Release(ctx, name); err != nil {
-						l.opts.Logger.Warn("handing a partition over", "lease", name, "err", err)
-					}
-				}
-			}
-			owned = now
-			if len(owned) > 0 {
-				opts := l.opts
-				opts.Owned = owned
-				s, err := New(ctx, l.log, opts)
-				if err != nil {
-					l.opts.Logger.Error("starting the processing stage", "partitions", formatPartitionSet(owned), "err", err)
-					owned = nil // tried again on the next tick
-				} else {
-					sctx, cancel := context.WithCancel(ctx)
-					done := make(chan error, 1)
-					cur = &run{stage: s, cancel: cancel, done: done}
-					go func() { done <- s.Run(sctx) }()
-					l.opts.Logger.Info("processing partitions", "partitions", formatPartitionSet(owned))
-				}
-			}
+		s, err := New(ctx, l.log, opts)
+		if err != nil {
+			return fmt.Errorf("starting the processing stage over partitions %s: %w", formatPartitionSet(opts.Owned), err)
 		}
-		if cur != nil {
-			l.position.Store(cur.stage.Position())
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-	}
-}
-
-// owned returns the partitions this node owns now, sorted.
-func (l *Leased) owned() []int {
-	var out []int
-	for p := range l.opts.Partitions {
-		if l.leases.Owns(partitionLease(p)) {
-			out = append(out, p)
-		}
-	}
-	return out
+		l.stage.Store(s)
+		defer l.stage.Store(nil)
+		l.opts.Logger.Info("processing partitions", "partitions", formatPartitionSet(opts.Owned))
+		return s.Run(ctx)
+	})
+	return nil
 }

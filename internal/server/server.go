@@ -438,7 +438,9 @@ func (s *Server) Run(ctx context.Context) error {
 		// the lease "aggregate/identity" (its position claim keeps it
 		// exactly once besides).
 		workers.Go(func() error {
-			s.leases.RunOwned(bg, "aggregate", "aggregate/identity", s.profiles.Run)
+			s.leases.RunOwned(bg, "aggregate", []string{"aggregate/identity"}, func(ctx context.Context, _ []string) error {
+				return s.profiles.Run(ctx)
+			})
 			return nil
 		})
 	}
