@@ -84,7 +84,9 @@ func (s *Stage) Position() uint64 { return s.pos.Load() }
 // Run applies the processed log until ctx ends, and prunes the history.
 // A failing store or log is retried with backoff; nothing is skipped.
 func (s *Stage) Run(ctx context.Context) error {
-	go s.prune(ctx)
+	pruned := make(chan struct{})
+	go func() { defer close(pruned); s.prune(ctx) }()
+	defer func() { <-pruned }() // nothing writes after Run returns
 	delay := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		from := s.pos.Load()

@@ -110,14 +110,18 @@ func TestPrune(t *testing.T) {
 			f.rec("track", `"userId":"u-idle","event":"Last","receivedAt":"`+old+`"`))
 		s := New(Options{DB: db, Rules: identity.DefaultRules, PruneEvery: 10 * time.Millisecond})
 		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go s.prune(ctx)
+		pruned := make(chan struct{})
+		go func() { defer close(pruned); s.prune(ctx) }()
+		// The pruner must have stopped writing before the store closes and
+		// the test's directory is removed.
+		defer func() { cancel(); <-pruned }()
 		for deadline := time.Now().Add(5 * time.Second); count(t, db, `SELECT COUNT(*) FROM profile_events`) != 1; time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%d history events after pruning, want 1", count(t, db, `SELECT COUNT(*) FROM profile_events`))
 			}
 		}
 		cancel()
+		<-pruned
 		meta, err := profile.NewReader(db).Metadata(context.Background(), f.profile("user_id:u-idle"))
 		if err != nil {
 			t.Fatal(err)
