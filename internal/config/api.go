@@ -372,6 +372,13 @@ func patchDelivery(o *DeliveryOptions, patch json.RawMessage) []*FieldError {
 				continue
 			}
 			out.MaxRetryAge = deref(d)
+		case "shards":
+			var n *int
+			if err := json.Unmarshal(v, &n); err != nil {
+				errs = append(errs, &FieldError{Path: p, Message: "must be a whole number"})
+				continue
+			}
+			out.Shards = deref(n)
 		default:
 			errs = append(errs, &FieldError{Path: p, Message: unknownField(key, deliveryFields)})
 		}

@@ -93,6 +93,9 @@ func TestConfigAPIDelivery(t *testing.T) {
 			{`{"delivery":{"concurency":4}}`, "delivery.concurency", "unknown field (did you mean concurrency?)"},
 			{`{"delivery":[4]}`, "delivery", "must be an object"},
 			{`{"delivery":"fast"}`, "delivery", "must be an object"},
+			{`{"delivery":{"shards":65}}`, "delivery.shards", "65 is out of range: 1 to 64"},
+			{`{"delivery":{"shards":3,"concurrency":2}}`, "delivery.shards", "3 shards need a concurrency of at least 3"},
+			{`{"delivery":{"shards":"2"}}`, "delivery.shards", "must be a whole number"},
 		} {
 			for _, call := range []struct{ method, path, body string }{
 				{"POST", "/api/v1/destinations", `{"id":"new","type":"webhook",` + tc.body[1:]},
@@ -110,6 +113,12 @@ func TestConfigAPIDelivery(t *testing.T) {
 		}
 		if got := delivery(mustCall("GET", "/api/v1/destinations/hook", "", 200)); !reflect.DeepEqual(got, map[string]any{"concurrency": 2.0}) {
 			t.Errorf("delivery after refused patches = %v, want it unchanged", got)
+		}
+		if got := delivery(mustCall("PATCH", "/api/v1/destinations/hook", `{"delivery":{"shards":2}}`, 200)); !reflect.DeepEqual(got, map[string]any{"concurrency": 2.0, "shards": 2.0}) {
+			t.Errorf("delivery after setting shards = %v, want concurrency 2 and shards 2", got)
+		}
+		if got := live(); got.Shards != 2 {
+			t.Errorf("live delivery after setting shards = %+v, want 2 shards", got)
 		}
 	})
 }

@@ -232,13 +232,24 @@ type DeliveryOptions struct {
 	RateLimit float64 `json:"rate_limit,omitempty"`
 	// MaxRetryAge is how long a failing event is retried before it expires (default 4h in the engine; 1m..168h, the processed log's retention).
 	MaxRetryAge Duration `json:"max_retry_age,omitempty"`
+	// Shards is how many parts the destination's queue is split into
+	// (default 1; 1..64, and at most the concurrency): with several nodes,
+	// each shard runs on one node, so that several nodes deliver for the
+	// destination. Every event belongs to one shard; the concurrency and
+	// the rate limit are divided among the shards, so they still hold for
+	// the destination as a whole.
+	Shards int `json:"shards,omitempty"`
 }
 
 // The ranges of [DeliveryOptions] fields that are set (not zero).
 const (
 	MaxDeliveryConcurrency = 256
 	MaxDeliveryRateLimit   = 100_000
-	MinDeliveryRetryAge    = time.Minute
+	MaxDeliveryShards      = 64
+	// DefaultDeliveryConcurrency is the engine's concurrency when a
+	// destination sets none.
+	DefaultDeliveryConcurrency = 8
+	MinDeliveryRetryAge        = time.Minute
 	// MaxDeliveryRetryAge is the processed log's retention: an event
 	// cannot be retried for longer than the log keeps it.
 	MaxDeliveryRetryAge = 168 * time.Hour

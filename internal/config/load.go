@@ -371,7 +371,7 @@ var (
 	sourceFields      = []string{"id", "name", "write_key", "tracking_plan", "schema", "function", "insert_function"}
 	destinationFields = []string{"id", "name", "type", "enabled", "sources", "settings", "filters", "delivery", "insert_function",
 		"code", "code_file", "allowed_hosts", "timeout"}
-	deliveryFields = []string{"concurrency", "rate_limit", "max_retry_age"}
+	deliveryFields = []string{"concurrency", "rate_limit", "max_retry_age", "shards"}
 )
 
 // source decodes one entry of sources.
@@ -526,6 +526,10 @@ func (l *loader) delivery(path string, n *yaml.Node) DeliveryOptions {
 		case "max_retry_age":
 			if d, ok := l.duration(p, v, "4h or 90m"); ok {
 				o.MaxRetryAge = Duration(d)
+			}
+		case "shards":
+			if i, ok := l.integer(p, v); ok {
+				o.Shards = i
 			}
 		}
 	})

@@ -519,6 +519,11 @@ func TestParseDelivery(t *testing.T) {
 		{block: "{max_retry_age: -1h}", wantErr: "delivery.max_retry_age: -1h is out of range"},
 		{block: "{max_retry_age: 240}", wantErr: `delivery.max_retry_age: "240" is not a duration`},
 		{block: "[4]", wantErr: "delivery: must be a mapping"},
+		{block: "{shards: 3}", want: DeliveryOptions{Shards: 3}},
+		{block: "{shards: 16, concurrency: 32}", want: DeliveryOptions{Shards: 16, Concurrency: 32}},
+		{block: "{shards: 9}", wantErr: "delivery.shards: 9 shards need a concurrency of at least 9"},
+		{block: "{shards: 0.5}", wantErr: "delivery.shards: must be a whole number"},
+		{block: "{shards: 65, concurrency: 100}", wantErr: "delivery.shards: 65 is out of range: 1 to 64"},
 	} {
 		t.Run(tc.block, func(t *testing.T) {
 			cfg, err := parse("t.yaml", []byte(head+tc.block+"\n"), lookupIn(tc.env))

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -190,6 +191,16 @@ func (o *DeliveryOptions) validate(prefix string) []*FieldError {
 	if r := o.RateLimit; !(r >= 0 && r <= MaxDeliveryRateLimit) {
 		errs = append(errs, &FieldError{Path: join(prefix, "rate_limit"),
 			Message: fmt.Sprintf("%v is out of range: 0 (no limit) to %d requests per second", r, MaxDeliveryRateLimit)})
+	}
+	if s := o.Shards; s != 0 {
+		conc := cmp.Or(o.Concurrency, DefaultDeliveryConcurrency)
+		if s < 1 || s > MaxDeliveryShards {
+			errs = append(errs, &FieldError{Path: join(prefix, "shards"),
+				Message: fmt.Sprintf("%d is out of range: 1 to %d (0 or left out: 1)", s, MaxDeliveryShards)})
+		} else if s > conc {
+			errs = append(errs, &FieldError{Path: join(prefix, "shards"),
+				Message: fmt.Sprintf("%d shards need a concurrency of at least %d (each shard sends at least one request at a time); the concurrency is %d", s, s, conc)})
+		}
 	}
 	if a := time.Duration(o.MaxRetryAge); a != 0 && (a < MinDeliveryRetryAge || a > MaxDeliveryRetryAge) {
 		errs = append(errs, &FieldError{Path: join(prefix, "max_retry_age"),

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/httpapi"
@@ -126,12 +127,15 @@ func (e *Engine) serveJobs(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// QueueStatus is a destination queue's state.
+// QueueStatus is a destination queue's state. Running, Breaker, InFlight,
+// Concurrency and BatchSize describe the queues (shards) that run on the
+// node answering; the positions and counts are the cluster's.
 type QueueStatus struct {
 	DestinationID string `json:"destination_id"`
 	Running       bool   `json:"running"`
 	// Position is the processed-stream sequence up to which every event is
-	// finished; LastSeq is the stream's last sequence.
+	// finished (the lowest of the shards'); LastSeq is the stream's last
+	// sequence.
 	Position    uint64 `json:"position"`
 	LastSeq     uint64 `json:"last_seq"`
 	Breaker     string `json:"breaker"`
@@ -142,35 +146,73 @@ type QueueStatus struct {
 	BatchSize   int    `json:"batch_size"`
 	MaxRetryAge string `json:"max_retry_age"`
 	Error       string `json:"error,omitempty"`
+	// Shards lists the shards of a destination of several
+	// (delivery.shards), with their positions and whether this node runs
+	// them.
+	Shards []ShardStatus `json:"shards,omitempty"`
+}
+
+// ShardStatus is one shard of a destination's queue.
+type ShardStatus struct {
+	Shard    string `json:"shard"` // "<k>-of-<n>"
+	Position uint64 `json:"position"`
+	Here     bool   `json:"running_here"`
 }
 
 func (e *Engine) serveQueue(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	ctx := r.Context()
 	st := QueueStatus{DestinationID: id, Breaker: "closed"}
+	here := map[shard]bool{}
+	n := 1
 	e.mu.Lock()
-	run, ok := e.queues[id]
-	e.mu.Unlock()
-	if ok {
+	for _, run := range e.queues {
 		q := run.q
-		st.Running = q.started.Load()
-		st.Concurrency, st.BatchSize, st.MaxRetryAge = q.conc, q.batch, q.maxAge.String()
+		if q.dest.ID != id {
+			continue
+		}
+		here[q.sh], n = true, q.sh.n
+		st.Running = st.Running || q.started.Load()
+		st.Concurrency += q.conc
+		st.BatchSize, st.MaxRetryAge = q.batch, q.maxAge.String()
 		if q.newErr != nil {
 			st.Error = q.newErr.Error()
 		}
 		q.brk.mu.Lock()
-		st.Breaker = [...]string{"closed", "half_open", "open"}[q.brk.state]
+		if b := [...]string{"closed", "half_open", "open"}[q.brk.state]; b != "closed" && st.Breaker != "open" {
+			st.Breaker = b
+		}
 		q.brk.mu.Unlock()
 		q.mu.Lock()
-		st.InFlight = len(q.inflight)
+		st.InFlight += len(q.inflight)
 		q.mu.Unlock()
 	}
-	var err error
-	var known bool
-	if st.Position, _, known, err = e.jobs.position(ctx, id); err == nil && !known && !ok {
+	e.mu.Unlock()
+	if len(here) == 0 {
+		for _, d := range e.opts.Workspace().Destinations {
+			if d.ID == id && d.Enabled {
+				n = len(shardsOf(&d))
+			}
+		}
+	}
+	rows, err := e.jobs.positions(ctx, e.jobs.db.SQL(), id)
+	if err == nil && len(rows) == 0 && len(here) == 0 {
 		httpapi.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("destination %q has no delivery queue (unknown or never enabled)", id))
 		return
 	}
+	first := true
+	for _, p := range rows {
+		if p.shard.n != n {
+			continue // an earlier shard count's, until every shard passed it
+		}
+		if first || p.seq < st.Position {
+			st.Position, first = p.seq, false
+		}
+		if n > 1 {
+			st.Shards = append(st.Shards, ShardStatus{Shard: strings.TrimPrefix(p.shard.key(""), "/"), Position: p.seq, Here: here[p.shard]})
+		}
+	}
+	slices.SortFunc(st.Shards, func(a, b ShardStatus) int { return strings.Compare(a.Shard, b.Shard) })
 	if err == nil {
 		st.LastSeq, err = e.log.LastSeq(ctx, stream.ProcessedStream)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -51,14 +52,20 @@ type Options struct {
 	// BreakerMinOpen and BreakerMaxOpen bound how long an open breaker
 	// waits before its probe. Defaults: 1s and 1m.
 	BreakerMinOpen, BreakerMaxOpen time.Duration
-	// Leases, if set, decide which destinations this node delivers for
-	// (package lease): a node runs a destination's queue only while it
-	// owns the lease "deliver/<id>", so that the nodes of a cluster share
-	// the destinations and each event is sent by one node (beyond what
-	// was in flight at a hand-over); the destination's concurrency and
-	// rate limit then hold cluster-wide. Nil: this node delivers for every
-	// destination.
+	// Leases, if set, decide which destinations, and which shards of
+	// them, this node delivers for (package lease): a node runs a queue
+	// only while it owns its lease, "deliver/<id>" or, for a destination
+	// of several shards, "deliver/<id>/<k>-of-<n>", so that the nodes of a
+	// cluster share the destinations and each event is sent by one node
+	// (beyond what was in flight at a hand-over); a destination's
+	// concurrency and rate limit, divided among its shards, then hold
+	// cluster-wide. Nil: this node delivers for every destination.
 	Leases Leases
+	// Refresh, if set, reloads the workspace from the shared store. With
+	// Leases, the engine calls it before it starts a queue, so that a node
+	// with a stale snapshot does not run a shard count that was just
+	// changed.
+	Refresh func(ctx context.Context) error
 	// Functions, if set, runs the destinations' insert functions before
 	// their events are sent; nil: insert functions are not run.
 	Functions Inserter
@@ -84,7 +91,7 @@ func (o *Options) defaults() {
 			ForceAttemptHTTP2:   true,
 		}}
 	}
-	o.Concurrency = cmp.Or(o.Concurrency, 8)
+	o.Concurrency = cmp.Or(o.Concurrency, config.DefaultDeliveryConcurrency)
 	o.MaxRetryAge = cmp.Or(o.MaxRetryAge, 4*time.Hour)
 	o.RetryPoll = cmp.Or(o.RetryPoll, time.Second)
 	o.ConfigPoll = cmp.Or(o.ConfigPoll, time.Second)
@@ -108,14 +115,16 @@ type Leases interface {
 	Owns(name string) bool
 	Leaving() []string
 	Release(ctx context.Context, name string) error
+	Owners(ctx context.Context) (map[string]string, error)
 }
 
-// leaseName is the lease of a destination's queue.
-func leaseName(dest string) string { return "deliver/" + dest }
+// leaseName is the lease of a queue, by its key (see [shard.key]).
+func leaseName(key string) string { return "deliver/" + key }
 
-// Engine runs one queue per enabled destination and keeps the set in step
-// with the workspace: a destination added, changed or removed starts,
-// restarts or stops its queue within ConfigPoll.
+// Engine runs one queue per enabled destination, or per shard of one,
+// and keeps the set in step with the workspace: a destination added,
+// changed or removed starts, restarts or stops its queues within
+// ConfigPoll.
 type Engine struct {
 	opts  Options
 	log   *stream.Log
@@ -124,7 +133,7 @@ type Engine struct {
 	m     *metrics
 
 	mu     sync.Mutex
-	queues map[string]*running
+	queues map[string]*running // by queue key (see [shard.key])
 	// known is every destination of the last snapshot, with whether it
 	// was enabled.
 	known map[string]bool
@@ -185,24 +194,30 @@ func fingerprint(d *config.Destination) string {
 func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	want := make(map[string]*config.Destination)
+	type wanted struct {
+		d  *config.Destination
+		sh shard
+	}
+	want := make(map[string]wanted)
 	now := make(map[string]bool, len(ws.Destinations))
 	for i := range ws.Destinations {
 		d := &ws.Destinations[i]
 		now[d.ID] = d.Enabled
 		if d.Enabled {
-			want[d.ID] = d
+			for _, sh := range shardsOf(d) {
+				want[sh.key(d.ID)] = wanted{d, sh}
+			}
 		}
 	}
 	if l := e.opts.Leases; l != nil {
 		names := make([]string, 0, len(want))
-		for id := range want {
-			names = append(names, leaseName(id))
+		for key := range want {
+			names = append(names, leaseName(key))
 		}
 		l.Want("deliver", names)
-		for id := range want {
-			if !l.Owns(leaseName(id)) {
-				delete(want, id)
+		for key := range want {
+			if !l.Owns(leaseName(key)) {
+				delete(want, key)
 			}
 		}
 	}
@@ -219,15 +234,19 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 		}
 	}
 	var stopping []*running
-	for id, r := range e.queues {
-		if d, ok := want[id]; !ok || fingerprint(d) != r.fingerprint {
+	for key, r := range e.queues {
+		if w, ok := want[key]; !ok || fingerprint(w.d) != r.fingerprint {
 			r.cancel()
 			stopping = append(stopping, r)
-			delete(e.queues, id)
-			if !ok {
-				e.m.forget(id)
-			}
-			e.opts.Logger.Info("delivery queue stopped", "destination", id)
+			delete(e.queues, key)
+			e.opts.Logger.Info("delivery queue stopped", "destination", r.q.dest.ID, "queue", key)
+		}
+	}
+	// A destination none of whose queues runs here any more leaves this
+	// node's metrics.
+	for _, r := range stopping {
+		if !e.runsHere(r.q.dest.ID) {
+			e.m.forget(r.q.dest.ID)
 		}
 	}
 	// A stopping queue finishes its requests in hand; the API and the
@@ -242,10 +261,10 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 	// requests finished and its position stored.
 	if l := e.opts.Leases; l != nil {
 		for _, name := range l.Leaving() {
-			id, ok := strings.CutPrefix(name, "deliver/")
-			if _, running := e.queues[id]; ok && !running {
+			key, ok := strings.CutPrefix(name, "deliver/")
+			if _, running := e.queues[key]; ok && !running {
 				if err := l.Release(ctx, name); err != nil {
-					e.opts.Logger.Warn("handing over a destination's queue", "destination", id, "err", err)
+					e.opts.Logger.Warn("handing over a destination's queue", "queue", key, "err", err)
 				}
 			}
 		}
@@ -255,14 +274,23 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 			e.opts.Logger.Error("forgetting the delivery state of a removed or re-enabled destination", "destination", id, "err", err)
 		}
 	}
-	for id, d := range want {
-		if _, ok := e.queues[id]; ok {
+	var gate *layoutGate
+	for key, w := range want {
+		if _, ok := e.queues[key]; ok {
 			continue
 		}
-		q := e.newQueue(ctx, d)
+		if e.opts.Leases != nil {
+			if gate == nil {
+				gate = e.newLayoutGate(ctx)
+			}
+			if !gate.free(w.d.ID, w.sh.n) {
+				continue // the next round tries again
+			}
+		}
+		q := e.newQueue(ctx, w.d, w.sh)
 		qctx, cancel := context.WithCancel(ctx)
-		r := &running{q: q, fingerprint: fingerprint(d), cancel: cancel, done: make(chan struct{})}
-		e.queues[id] = r
+		r := &running{q: q, fingerprint: fingerprint(w.d), cancel: cancel, done: make(chan struct{})}
+		e.queues[key] = r
 		go func() {
 			defer close(r.done)
 			for {
@@ -276,21 +304,87 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 				}
 			}
 		}()
-		e.opts.Logger.Info("delivery queue started", "destination", id, "type", d.Type, "batch", q.batch, "concurrency", q.conc)
+		e.opts.Logger.Info("delivery queue started", "destination", w.d.ID, "queue", key, "type", w.d.Type, "batch", q.batch, "concurrency", q.conc)
 	}
 }
 
-func (e *Engine) newQueue(ctx context.Context, d *config.Destination) *queue {
+// runsHere reports whether a queue of destination id runs on this node.
+// e.mu is held.
+func (e *Engine) runsHere(id string) bool {
+	for _, r := range e.queues {
+		if r.q.dest.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// layoutGate keeps a destination's shard counts from running at the
+// same time: a queue of n shards starts only when the shared store's
+// workspace says n (a node with a stale snapshot does not start an old
+// count) and no node holds a lease of another count (the old count's
+// queues have stopped and stored their positions). With both, a record
+// is sent by one queue even while delivery.shards changes.
+type layoutGate struct {
+	ws     *config.Workspace
+	owners map[string]string
+	err    error
+}
+
+func (e *Engine) newLayoutGate(ctx context.Context) *layoutGate {
+	g := &layoutGate{}
+	if e.opts.Refresh != nil {
+		if g.err = e.opts.Refresh(ctx); g.err != nil {
+			e.opts.Logger.Warn("reloading the workspace before starting delivery queues", "err", g.err)
+			return g
+		}
+	}
+	g.ws = e.opts.Workspace()
+	if g.owners, g.err = e.opts.Leases.Owners(ctx); g.err != nil {
+		e.opts.Logger.Warn("reading the cluster's leases before starting delivery queues", "err", g.err)
+	}
+	return g
+}
+
+func (g *layoutGate) free(dest string, n int) bool {
+	if g.err != nil {
+		return false
+	}
+	current := 0
+	for i := range g.ws.Destinations {
+		if d := &g.ws.Destinations[i]; d.ID == dest && d.Enabled {
+			current = len(shardsOf(d))
+		}
+	}
+	if current != n {
+		return false
+	}
+	for name := range g.owners {
+		key, ok := strings.CutPrefix(name, "deliver/")
+		if !ok {
+			continue
+		}
+		if id, sh, err := parseKey(key); err == nil && id == dest && sh.n != n {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Engine) newQueue(ctx context.Context, d *config.Destination, sh shard) *queue {
 	dest := *d
 	logger := e.opts.Logger.With("destination", dest.ID)
-	q := &queue{e: e, dest: dest, log: logger, m: e.m.forDestination(dest.ID),
-		conc:     cmp.Or(dest.Delivery.Concurrency, e.opts.Concurrency),
+	if sh.n > 1 {
+		logger = logger.With("shard", sh.key(""))
+	}
+	q := &queue{e: e, dest: dest, sh: sh, name: sh.key(dest.ID), log: logger, m: e.m.forDestination(dest.ID),
+		conc:     sh.part(cmp.Or(dest.Delivery.Concurrency, e.opts.Concurrency)),
 		maxAge:   cmp.Or(time.Duration(dest.Delivery.MaxRetryAge), e.opts.MaxRetryAge),
 		inflight: make(map[string]*item),
 		track:    newTracker(0, nil),
 	}
 	q.brk = newBreaker(e.clock, e.opts.BreakerThreshold, e.opts.BreakerMinOpen, e.opts.BreakerMaxOpen, q.m.breakerState)
-	q.lim = newLimiter(e.clock, dest.Delivery.RateLimit)
+	q.lim = newLimiter(e.clock, dest.Delivery.RateLimit/float64(sh.n))
 	typ, ok := e.opts.Registry.Lookup(dest.Type)
 	if !ok {
 		typ = &Type{Name: dest.Type, MaxBatch: 1}
@@ -331,8 +425,10 @@ func (e *Engine) stopAll() {
 func (e *Engine) updateGauges(ctx context.Context) {
 	e.mu.Lock()
 	ids := make([]string, 0, len(e.queues))
-	for id := range e.queues {
-		ids = append(ids, id)
+	for _, r := range e.queues {
+		if !slices.Contains(ids, r.q.dest.ID) {
+			ids = append(ids, r.q.dest.ID)
+		}
 	}
 	e.mu.Unlock()
 	for _, id := range ids {
@@ -350,7 +446,8 @@ func (e *Engine) inFlight(dest, messageID string) []JobState {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []JobState
-	for id, r := range e.queues {
+	for _, r := range e.queues {
+		id := r.q.dest.ID
 		if dest != "" && id != dest {
 			continue
 		}

@@ -53,6 +53,7 @@ func (e *Engine) Enqueue(ctx context.Context, dest string, recs []event.Record, 
 		ops = append(ops, op{kind: opSchedule, job: job{
 			ID: "a:" + replayID + ":" + ev.MessageID, MessageID: ev.MessageID, SourceID: ev.SourceID, Type: ev.Type,
 			Event: ev.JSON, ReceivedAt: ev.ReceivedAt, FirstAttemptAt: now, NextAttemptAt: now, ReplayID: replayID,
+			Shard: len(ops), // spread over the shards
 		}})
 	}
 	err := e.jobs.db.InTx(ctx, func(tx *sql.Tx) error {
@@ -86,11 +87,11 @@ func (e *Engine) Prime(ctx context.Context) error {
 		if !d.Enabled {
 			continue
 		}
-		_, _, ok, err := e.jobs.position(ctx, d.ID)
+		rows, err := e.jobs.positions(ctx, e.jobs.db.SQL(), d.ID)
 		if err != nil {
 			return err
 		}
-		if ok {
+		if len(rows) > 0 {
 			continue
 		}
 		if !read {
@@ -99,7 +100,7 @@ func (e *Engine) Prime(ctx context.Context) error {
 			}
 			read = true
 		}
-		if err := e.jobs.initPosition(ctx, d.ID, last, e.clock.Now()); err != nil {
+		if err := e.jobs.initShards(ctx, d.ID, len(shardsOf(&d)), last, e.clock.Now()); err != nil {
 			return err
 		}
 	}

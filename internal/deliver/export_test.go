@@ -5,20 +5,34 @@ import (
 	"time"
 )
 
-// Settle waits until destination dest's queue has finished everything it
+// Settle waits until destination dest's queues (its shards here) have finished everything it
 // read or loaded, and its retrier has looked for due jobs twice since the
 // call, so that a test driving a fake clock knows every attempt due by now
 // has been made. It returns false if that takes longer than timeout.
 func (e *Engine) Settle(ctx context.Context, dest string, timeout time.Duration) bool {
 	e.mu.Lock()
-	r, ok := e.queues[dest]
+	var qs []*queue
+	for _, r := range e.queues {
+		if r.q.dest.ID == dest {
+			qs = append(qs, r.q)
+		}
+	}
 	e.mu.Unlock()
-	if !ok {
+	if len(qs) == 0 {
 		return false
 	}
-	_, start := r.q.idle()
+	start := make([]int64, len(qs))
+	for i, q := range qs {
+		_, start[i] = q.idle()
+	}
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
-		if idle, polls := r.q.idle(); idle && polls >= start+2 {
+		settled := true
+		for i, q := range qs {
+			if idle, polls := q.idle(); !idle || polls < start[i]+2 {
+				settled = false
+			}
+		}
+		if settled {
 			return true
 		}
 		if sleep(ctx, RealClock{}, time.Millisecond) != nil {

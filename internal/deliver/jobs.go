@@ -34,6 +34,9 @@ type job struct {
 	// again.
 	LastRequest, LastResponse []byte
 	ReplayID                  string
+	// Shard, modulo the destination's shard count, is the shard whose
+	// queue retries the job: the one that wrote it, or any for a replay.
+	Shard int
 }
 
 // DeadLetter is a discarded or expired event, with its last attempt.
@@ -104,20 +107,93 @@ func fromMS(v int64) time.Time {
 	return time.UnixMilli(v).UTC()
 }
 
-// position returns a destination's stored position and the encoded
-// finished records after it (see [tracker.state]), and false when it has
-// none yet.
-func (s *jobStore) position(ctx context.Context, dest string) (uint64, []byte, bool, error) {
-	var seq int64
-	var done []byte
-	err := s.db.SQL().QueryRowContext(ctx, s.db.Rebind(`SELECT seq, done FROM delivery_positions WHERE destination_id = ?`), dest).Scan(&seq, &done)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, false, nil
-	}
+// positions returns every stored position of a destination's queue: one
+// per shard, of the shard count it runs with and, after a change of
+// shard count, of the one before (see [inherited]). A row whose finished
+// records are unreadable counts as having none past its position.
+func (s *jobStore) positions(ctx context.Context, q queryer, dest string) ([]storedPosition, error) {
+	rows, err := q.QueryContext(ctx, s.db.Rebind(`
+SELECT destination_id, seq, done FROM delivery_positions WHERE destination_id = ? OR substr(destination_id, 1, ?) = ?`),
+		dest, len(dest)+1, dest+"/")
 	if err != nil {
-		return 0, nil, false, fmt.Errorf("reading the delivery position of destination %q: %w", dest, err)
+		return nil, fmt.Errorf("reading the delivery positions of destination %q: %w", dest, err)
 	}
-	return uint64(seq), done, true, nil
+	defer rows.Close()
+	var out []storedPosition
+	for rows.Next() {
+		var key string
+		var seq int64
+		var done []byte
+		if err := rows.Scan(&key, &seq, &done); err != nil {
+			return nil, fmt.Errorf("reading the delivery positions of destination %q: %w", dest, err)
+		}
+		_, sh, err := parseKey(key)
+		if err != nil {
+			continue
+		}
+		p := storedPosition{shard: sh, seq: uint64(seq)}
+		if p.done, err = decodeDone(done); err != nil {
+			p.done = nil
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the delivery positions of destination %q: %w", dest, err)
+	}
+	return out, nil
+}
+
+// queryer is what positions reads through: the database or a transaction.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// initShards gives every shard of an n-shard queue of dest that has no
+// stored position the position seq, in one transaction: the shards start
+// together, so none misses what another was sent.
+func (s *jobStore) initShards(ctx context.Context, dest string, n int, seq uint64, now time.Time) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		for k := range max(n, 1) {
+			_, err := tx.ExecContext(ctx, s.db.Rebind(`
+INSERT INTO delivery_positions (destination_id, seq, done, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (destination_id) DO NOTHING`), shard{k, max(n, 1)}.key(dest), int64(seq), []byte{}, ms(now))
+			if err != nil {
+				return fmt.Errorf("saving the first delivery position %d of destination %q: %w", seq, dest, err)
+			}
+		}
+		return nil
+	})
+}
+
+// settleShards deletes the positions of dest's other shard counts once
+// every shard of its n-shard queue has passed what they say: nothing is
+// inherited from them any more.
+func (s *jobStore) settleShards(ctx context.Context, dest string, n int) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		rows, err := s.positions(ctx, tx, dest)
+		if err != nil {
+			return err
+		}
+		in := newInherited(rows, n)
+		if len(in.from) == 0 {
+			return nil
+		}
+		passed := 0
+		for _, r := range rows {
+			if r.shard.n == n && r.seq >= in.until {
+				passed++
+			}
+		}
+		if passed < n {
+			return nil
+		}
+		for _, r := range in.from {
+			if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM delivery_positions WHERE destination_id = ?`), r.shard.key(dest)); err != nil {
+				return fmt.Errorf("deleting the delivery position of %s: %w", r.shard.key(dest), err)
+			}
+		}
+		return nil
+	})
 }
 
 // position is a destination's state in the log, to store.
@@ -126,9 +202,9 @@ type position struct {
 	done []byte
 }
 
-// apply writes ops and, when pos is set, the destination's position, in
-// one transaction.
-func (s *jobStore) apply(ctx context.Context, dest string, ops []op, pos *position, now time.Time) error {
+// apply writes ops of destination dest and, when pos is set, the
+// position of its queue key (see [shard.key]), in one transaction.
+func (s *jobStore) apply(ctx context.Context, dest, key string, ops []op, pos *position, now time.Time) error {
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for i := range ops {
 			if err := s.applyOne(ctx, tx, dest, &ops[i]); err != nil {
@@ -136,17 +212,19 @@ func (s *jobStore) apply(ctx context.Context, dest string, ops []op, pos *positi
 			}
 		}
 		if pos != nil {
-			return s.setPosition(ctx, tx, dest, *pos, now)
+			return s.setPosition(ctx, tx, key, *pos, now)
 		}
 		return nil
 	})
 }
 
-// forget deletes a destination's position (so that its queue starts at
-// the end of the log) and, unless keepJobs, its jobs awaiting retry.
+// forget deletes a destination's positions, of every shard (so that its
+// queue starts at the end of the log) and, unless keepJobs, its jobs
+// awaiting retry.
 func (s *jobStore) forget(ctx context.Context, dest string, keepJobs bool) error {
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM delivery_positions WHERE destination_id = ?`), dest); err != nil {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM delivery_positions WHERE destination_id = ? OR substr(destination_id, 1, ?) = ?`),
+			dest, len(dest)+1, dest+"/"); err != nil {
 			return err
 		}
 		if keepJobs {
@@ -155,11 +233,6 @@ func (s *jobStore) forget(ctx context.Context, dest string, keepJobs bool) error
 		_, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM delivery_jobs WHERE destination_id = ?`), dest)
 		return err
 	})
-}
-
-// initPosition stores a new destination's first position.
-func (s *jobStore) initPosition(ctx context.Context, dest string, seq uint64, now time.Time) error {
-	return s.db.InTx(ctx, func(tx *sql.Tx) error { return s.setPosition(ctx, tx, dest, position{seq: seq}, now) })
 }
 
 func (s *jobStore) setPosition(ctx context.Context, tx *sql.Tx, dest string, pos position, now time.Time) error {
@@ -180,12 +253,12 @@ func (s *jobStore) applyOne(ctx context.Context, tx *sql.Tx, dest string, o *op)
 	case opSchedule:
 		_, err = tx.ExecContext(ctx, s.db.Rebind(`
 INSERT INTO delivery_jobs (destination_id, id, message_id, source_id, event_type, event, received_at, attempts,
-	first_attempt_at, next_attempt_at, last_status, last_reason, last_error, last_request, last_response, replay_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	first_attempt_at, next_attempt_at, last_status, last_reason, last_error, last_request, last_response, replay_id, shard)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (destination_id, id) DO NOTHING`),
 			dest, j.ID, text(j.MessageID), j.SourceID, text(j.Type), text(string(j.Event)), ms(j.ReceivedAt), j.Attempts,
 			ms(j.FirstAttemptAt), ms(j.NextAttemptAt), j.LastStatus, text(j.LastReason), text(j.LastError),
-			nonNil(j.LastRequest), nonNil(j.LastResponse), nullString(j.ReplayID))
+			nonNil(j.LastRequest), nonNil(j.LastResponse), nullString(j.ReplayID), j.Shard)
 	case opRetry:
 		_, err = tx.ExecContext(ctx, s.db.Rebind(`
 UPDATE delivery_jobs SET attempts = ?, next_attempt_at = ?, last_status = ?, last_reason = ?, last_error = ?,
@@ -250,13 +323,14 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// due returns up to limit jobs of dest whose next attempt is at or before
-// now, oldest first, leaving out those in skip (in flight, at most
-// skipped of them).
-func (s *jobStore) due(ctx context.Context, dest string, now time.Time, limit, skipped int, skip func(id string) bool) ([]job, error) {
+// due returns up to limit jobs of shard sh of dest whose next attempt is
+// at or before now, oldest first, leaving out those in skip (in flight,
+// at most skipped of them).
+func (s *jobStore) due(ctx context.Context, dest string, sh shard, now time.Time, limit, skipped int, skip func(id string) bool) ([]job, error) {
 	rows, err := s.db.SQL().QueryContext(ctx, s.db.Rebind(`
 SELECT `+jobColumns+` FROM delivery_jobs
-WHERE destination_id = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`), dest, ms(now), limit+skipped)
+WHERE destination_id = ? AND shard % ? = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`),
+		dest, max(sh.n, 1), sh.k, ms(now), limit+skipped)
 	if err != nil {
 		return nil, fmt.Errorf("reading the due jobs of destination %q: %w", dest, err)
 	}
@@ -455,7 +529,7 @@ func (s *jobStore) requeue(ctx context.Context, f deadFilter, replayID string, l
 				ID: fmt.Sprintf("r%d", d.ID), MessageID: d.MessageID, SourceID: d.SourceID, Type: d.EventType,
 				Event: d.Event, ReceivedAt: d.ReceivedAt, FirstAttemptAt: now, NextAttemptAt: now,
 				LastStatus: d.StatusCode, LastReason: d.ErrorReason, LastError: d.Error,
-				LastRequest: d.Request, LastResponse: d.Response, ReplayID: replayID,
+				LastRequest: d.Request, LastResponse: d.Response, ReplayID: replayID, Shard: int(d.ID % (1 << 30)),
 			}}
 			if err := s.applyOne(ctx, tx, d.DestinationID, &o); err != nil {
 				return err

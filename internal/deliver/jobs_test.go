@@ -2,6 +2,8 @@ package deliver
 
 import (
 	"bytes"
+	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -44,7 +46,7 @@ func withReplay(d *DeadLetter, id string) *DeadLetter {
 
 func mustApply(t *testing.T, s *jobStore, dest string, ops ...op) {
 	t.Helper()
-	if err := s.apply(t.Context(), dest, ops, nil, t0); err != nil {
+	if err := s.apply(t.Context(), dest, dest, ops, nil, t0); err != nil {
 		t.Fatalf("apply to %s: %v", dest, err)
 	}
 }
@@ -125,7 +127,7 @@ func jobIDs(jobs []job) []string {
 // allJobs returns every job of dest, due or not.
 func allJobs(t *testing.T, s *jobStore, dest string) []job {
 	t.Helper()
-	jobs, err := s.due(t.Context(), dest, t0.AddDate(100, 0, 0), 1000, 0, func(string) bool { return false })
+	jobs, err := s.due(t.Context(), dest, shard{0, 1}, t0.AddDate(100, 0, 0), 1000, 0, func(string) bool { return false })
 	if err != nil {
 		t.Fatalf("due: %v", err)
 	}
@@ -145,15 +147,15 @@ func TestJobStorePosition(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		s := &jobStore{db: db}
 		ctx := t.Context()
-		if seq, done, ok, err := s.position(ctx, "d1"); err != nil || ok || seq != 0 || done != nil {
+		if seq, done, ok, err := rawPosition(s, "d1"); err != nil || ok || seq != 0 || done != nil {
 			t.Fatalf("position of a new destination: %d %q %v %v, want 0 nil false nil", seq, done, ok, err)
 		}
 
-		if err := s.initPosition(ctx, "d1", 41, t0); err != nil {
-			t.Fatalf("initPosition: %v", err)
+		if err := s.initShards(ctx, "d1", 1, 41, t0); err != nil {
+			t.Fatalf("initShards: %v", err)
 		}
-		if seq, done, ok, err := s.position(ctx, "d1"); err != nil || !ok || seq != 41 || len(done) != 0 {
-			t.Fatalf("position after initPosition(41): %d %q %v %v, want 41 empty true nil", seq, done, ok, err)
+		if seq, done, ok, err := rawPosition(s, "d1"); err != nil || !ok || seq != 41 || len(done) != 0 {
+			t.Fatalf("position after initShards(41): %d %q %v %v, want 41 empty true nil", seq, done, ok, err)
 		}
 
 		cases := []struct {
@@ -168,10 +170,10 @@ func TestJobStorePosition(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				pos := tc.pos
-				if err := s.apply(ctx, "d1", nil, &pos, t0.Add(time.Second)); err != nil {
+				if err := s.apply(ctx, "d1", "d1", nil, &pos, t0.Add(time.Second)); err != nil {
 					t.Fatalf("apply: %v", err)
 				}
-				seq, done, ok, err := s.position(ctx, "d1")
+				seq, done, ok, err := rawPosition(s, "d1")
 				if err != nil || !ok {
 					t.Fatalf("position: ok %v, err %v", ok, err)
 				}
@@ -183,13 +185,24 @@ func TestJobStorePosition(t *testing.T) {
 
 		// Ops without a position leave it alone, and destinations are apart.
 		mustApply(t, s, "d1", schedule(testJob("1.0", "m-1", t0)))
-		if seq, _, _, _ := s.position(ctx, "d1"); seq != 1<<63-1 {
+		if seq, _, _, _ := rawPosition(s, "d1"); seq != 1<<63-1 {
 			t.Errorf("apply without a position moved it to %d", seq)
 		}
-		if _, _, ok, err := s.position(ctx, "d2"); ok || err != nil {
+		if _, _, ok, err := rawPosition(s, "d2"); ok || err != nil {
 			t.Errorf("position of d2: ok %v err %v, want none", ok, err)
 		}
 	})
+}
+
+// rawPosition reads the stored row of a queue key as it is.
+func rawPosition(s *jobStore, key string) (uint64, []byte, bool, error) {
+	var seq int64
+	var done []byte
+	err := s.db.SQL().QueryRow(s.db.Rebind(`SELECT seq, done FROM delivery_positions WHERE destination_id = ?`), key).Scan(&seq, &done)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, false, nil
+	}
+	return uint64(seq), done, err == nil, err
 }
 
 func TestJobStoreSchedule(t *testing.T) {
@@ -264,7 +277,7 @@ func TestJobStoreDue(t *testing.T) {
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				jobs, err := s.due(t.Context(), "d1", tc.now, tc.limit, tc.skipped, func(id string) bool { return tc.skip[id] })
+				jobs, err := s.due(t.Context(), "d1", shard{0, 1}, tc.now, tc.limit, tc.skipped, func(id string) bool { return tc.skip[id] })
 				if err != nil {
 					t.Fatalf("due: %v", err)
 				}
@@ -274,7 +287,7 @@ func TestJobStoreDue(t *testing.T) {
 			})
 		}
 
-		jobs, err := s.due(t.Context(), "d1", at(1), 10, 0, func(string) bool { return false })
+		jobs, err := s.due(t.Context(), "d1", shard{0, 1}, at(1), 10, 0, func(string) bool { return false })
 		if err != nil || len(jobs) != 1 {
 			t.Fatalf("due at 1: %v %v, want j1", jobIDs(jobs), err)
 		}
@@ -332,11 +345,11 @@ func TestJobStoreRetryAndDone(t *testing.T) {
 func TestJobStoreApplyIsOneTransaction(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		s := &jobStore{db: db}
-		if err := s.initPosition(t.Context(), "d1", 10, t0); err != nil {
+		if err := s.initShards(t.Context(), "d1", 1, 10, t0); err != nil {
 			t.Fatal(err)
 		}
 		bad := testDead("d1", "bad", "m-2", "lost", t0) // violates the reason CHECK
-		err := s.apply(t.Context(), "d1", []op{schedule(testJob("11.0", "m-1", at(1))), {kind: opDead, dead: bad}},
+		err := s.apply(t.Context(), "d1", "d1", []op{schedule(testJob("11.0", "m-1", at(1))), {kind: opDead, dead: bad}},
 			&position{seq: 11, done: []byte{1}}, t0)
 		if err == nil {
 			t.Fatal("apply with a dead letter of reason \"lost\" succeeded, want the CHECK to refuse it")
@@ -344,7 +357,7 @@ func TestJobStoreApplyIsOneTransaction(t *testing.T) {
 		if n, _ := s.countJobs(t.Context(), "d1"); n != 0 {
 			t.Errorf("the failed transaction left %d jobs", n)
 		}
-		if seq, done, _, _ := s.position(t.Context(), "d1"); seq != 10 || len(done) != 0 {
+		if seq, done, _, _ := rawPosition(s, "d1"); seq != 10 || len(done) != 0 {
 			t.Errorf("the failed transaction moved the position to %d %q", seq, done)
 		}
 		if n, _ := s.countDead(t.Context(), deadFilter{}); n != 0 {
@@ -535,10 +548,10 @@ func TestJobStoreRequeue(t *testing.T) {
 				LastStatus: d.StatusCode, LastReason: d.ErrorReason, LastError: d.Error, ReplayID: "rp-1"})
 		}
 		// Due at the replay's time, not before.
-		if early, _ := s.due(ctx, "d1", now1.Add(-time.Millisecond), 10, 0, func(string) bool { return false }); len(early) != 0 {
+		if early, _ := s.due(ctx, "d1", shard{0, 1}, now1.Add(-time.Millisecond), 10, 0, func(string) bool { return false }); len(early) != 0 {
 			t.Errorf("replayed jobs due before the replay: %v", jobIDs(early))
 		}
-		if due, _ := s.due(ctx, "d1", now1, 10, 0, func(string) bool { return false }); len(due) != 2 {
+		if due, _ := s.due(ctx, "d1", shard{0, 1}, now1, 10, 0, func(string) bool { return false }); len(due) != 2 {
 			t.Errorf("%d jobs due at the first requeue, want 2", len(due))
 		}
 		var left string

@@ -49,28 +49,34 @@ type written struct {
 	items []*item
 }
 
-// queue delivers to one destination: a reader of the processed stream
-// from the queue's own position, a retrier of its due jobs, senders up to
-// its concurrency, and a writer of its state. Nothing it does waits on
-// another queue.
+// queue delivers to one destination, or one shard of it: a reader of the
+// processed stream from the queue's own position, a retrier of its due
+// jobs, senders up to its concurrency, and a writer of its state. Nothing
+// it does waits on another queue.
 type queue struct {
-	e      *Engine
-	dest   config.Destination
-	typ    *Type
-	route  *routing
-	d      Destination // nil when New failed: every event is discarded
-	newErr error
-	batch  int
-	conc   int
-	maxAge time.Duration
-	window int // most processed messages open at once
-	brk    *breaker
-	lim    *limiter
-	track  *tracker
-	log    *slog.Logger
-	m      *queueMetrics
-	work   chan []*item
-	writes chan written
+	e    *Engine
+	dest config.Destination
+	sh   shard
+	name string // sh.key(dest.ID): the queue's position, lease and name
+	// inherit is what another shard count of the destination finished
+	// (set by run before the reader starts; read only afterwards).
+	inherit *inherited
+	settled bool // the writer found nothing left to inherit
+	typ     *Type
+	route   *routing
+	d       Destination // nil when New failed: every event is discarded
+	newErr  error
+	batch   int
+	conc    int
+	maxAge  time.Duration
+	window  int // most processed messages open at once
+	brk     *breaker
+	lim     *limiter
+	track   *tracker
+	log     *slog.Logger
+	m       *queueMetrics
+	work    chan []*item
+	writes  chan written
 
 	mu       sync.Mutex
 	inflight map[string]*item // job id → item, for jobs being tried
@@ -89,27 +95,14 @@ type queue struct {
 }
 
 func (q *queue) run(ctx context.Context) error {
-	pos, done, ok, err := q.e.jobs.position(ctx, q.dest.ID)
+	own, err := q.start(ctx)
 	if err != nil {
 		return err
 	}
-	restored, err := decodeDone(done)
-	if err != nil {
-		// Sending a few events again is better than not starting.
-		q.log.Warn("the stored finished records are unreadable; the messages after the position are sent whole", "err", err)
-		restored = nil
-	}
-	if !ok {
-		// A new destination gets the events that arrive from now on.
-		if pos, err = q.e.log.LastSeq(ctx, stream.ProcessedStream); err != nil {
-			return err
-		}
-		if err := q.e.jobs.initPosition(ctx, q.dest.ID, pos, q.e.clock.Now()); err != nil {
-			return err
-		}
-	}
-	q.track.reset(pos, restored)
-	q.saved = position{seq: pos, done: done}
+	pos := own.seq
+	q.track.reset(pos, own.done)
+	q.saved = position{seq: pos}
+	q.settled = false
 	q.started.Store(true)
 	defer q.started.Store(false)
 
@@ -134,6 +127,43 @@ func (q *queue) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// start returns the queue's stored position. A destination without any
+// gets, for all its shards at once, the end of the log (it is sent the
+// events that arrive from now on); a new shard count gets where the old
+// one stood, and the old one's positions say what not to send again.
+func (q *queue) start(ctx context.Context) (*storedPosition, error) {
+	jobs, db := q.e.jobs, q.e.jobs.db.SQL()
+	for attempt := 0; ; attempt++ {
+		rows, err := jobs.positions(ctx, db, q.dest.ID)
+		if err != nil {
+			return nil, err
+		}
+		for i := range rows {
+			if rows[i].shard == q.sh {
+				q.inherit = newInherited(rows, q.sh.n)
+				return &rows[i], nil
+			}
+		}
+		if attempt > 0 {
+			return nil, fmt.Errorf("destination %q: the position of %s was stored but cannot be read back", q.dest.ID, q.name)
+		}
+		var base uint64
+		if len(rows) == 0 {
+			if base, err = q.e.log.LastSeq(ctx, stream.ProcessedStream); err != nil {
+				return nil, err
+			}
+		} else {
+			base = rows[0].seq
+			for _, r := range rows {
+				base = min(base, r.seq)
+			}
+		}
+		if err := jobs.initShards(ctx, q.dest.ID, q.sh.n, base, q.e.clock.Now()); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // reader reads the processed stream from seq from and feeds the senders.
@@ -161,7 +191,7 @@ func (q *queue) reader(ctx context.Context, from uint64) {
 }
 
 func (q *queue) readFrom(ctx context.Context, from uint64) error {
-	r, err := q.e.log.ReadAlone(ctx, "conflux-deliver-"+q.dest.ID, stream.ProcessedStream, from)
+	r, err := q.e.log.ReadAlone(ctx, "conflux-deliver-"+q.name, stream.ProcessedStream, from)
 	if err != nil {
 		return err
 	}
@@ -217,7 +247,7 @@ func (q *queue) readFrom(ctx context.Context, from uint64) error {
 				}
 				i := idx
 				idx++
-				if !q.route.sources[rec.SourceID] || finished(i) {
+				if !q.sh.has(m.Seq, i) || !q.route.sources[rec.SourceID] || finished(i) || q.inherit.finished(m.Seq, i) {
 					continue
 				}
 				ev, skip, err := q.route.prepare(ws, rec)
@@ -272,7 +302,7 @@ func (q *queue) retrier(ctx context.Context) {
 		q.mu.Lock()
 		busy := len(q.inflight)
 		q.mu.Unlock()
-		jobs, err := q.e.jobs.due(ctx, q.dest.ID, q.e.clock.Now(), limit, busy, func(id string) bool {
+		jobs, err := q.e.jobs.due(ctx, q.dest.ID, q.sh, q.e.clock.Now(), limit, busy, func(id string) bool {
 			q.mu.Lock()
 			defer q.mu.Unlock()
 			_, busy := q.inflight[id]
@@ -482,6 +512,9 @@ func (q *queue) settle(it *item, r Result) {
 	}
 	j := it.failedJob(it.ev.Attempt, now)
 	j.LastStatus, j.LastReason, j.LastError = r.StatusCode, r.Reason, r.Error
+	if it.job == nil {
+		j.Shard = q.sh.k // this shard retries it
+	}
 	o := op{job: j, fromJob: it.job != nil}
 	switch {
 	case r.Outcome == Retry:
@@ -608,7 +641,7 @@ func (q *queue) store(ctx context.Context, w written) {
 		return
 	}
 	for attempt := 1; ; attempt++ {
-		err := q.e.jobs.apply(ctx, q.dest.ID, w.ops, pos, q.e.clock.Now())
+		err := q.e.jobs.apply(ctx, q.dest.ID, q.name, w.ops, pos, q.e.clock.Now())
 		if err == nil {
 			break
 		}
@@ -617,6 +650,15 @@ func (q *queue) store(ctx context.Context, w written) {
 	}
 	if pos != nil {
 		q.saved = *pos
+		if !q.settled && len(q.inherit.from) > 0 && pos.seq >= q.inherit.until {
+			// Past what the old shard count finished: once every shard
+			// is, its positions go.
+			if err := q.e.jobs.settleShards(ctx, q.dest.ID, q.sh.n); err != nil {
+				q.log.Warn("deleting the positions of the destination's earlier shard count", "err", err)
+			} else {
+				q.settled = true
+			}
+		}
 	}
 	q.loading.Lock()
 	defer q.loading.Unlock()

@@ -406,7 +406,7 @@ func (g *Group) Owners(ctx context.Context) (map[string]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("lease: reading lease %s: %w", k, err)
 		}
-		out[strings.Replace(k, ".", "/", 1)] = string(e.Value())
+		out[strings.ReplaceAll(k, ".", "/")] = string(e.Value()) // names hold no dots
 	}
 	return out, nil
 }

@@ -254,7 +254,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	}, s.leases)
 	s.deliver = deliver.New(deliver.Options{
 		Log: s.log, DB: s.db, Registry: registry, Workspace: s.manager.Current, Metrics: counting,
-		Functions: s.functions, Leases: s.leases, Registerer: reg, Logger: opts.Logger.With("component", "deliver"),
+		Functions: s.functions, Leases: s.leases, Refresh: s.manager.Reload, Registerer: reg, Logger: opts.Logger.With("component", "deliver"),
 	})
 	// Before the Tracking API serves: the file's new destinations start
 	// at what the log holds now, not when their queues start.

@@ -382,6 +382,19 @@ CREATE INDEX sources_by_insert_function ON sources (insert_function_id);
 CREATE INDEX destinations_by_insert_function ON destinations (insert_function_id);
 `,
 		},
+		{
+			version: 12,
+			name:    "delivery_shards",
+			// A destination's queue can be split into shards (internal/
+			// deliver), each run by one node. A job belongs to the shard
+			// that is shard % (the destination's shard count); the queue
+			// that wrote it sets it, and a replay spreads its jobs. The
+			// positions of a sharded queue are stored per shard, under
+			// "<destination>/<k>-of-<n>" in delivery_positions.
+			sql: `
+ALTER TABLE delivery_jobs ADD COLUMN shard INTEGER NOT NULL DEFAULT 0;
+`,
+		},
 	}
 }
 
