@@ -194,14 +194,15 @@ func (r *receiver) lastDelivery() time.Time {
 
 // confluxNodes is n Conflux processes on the NATS cluster natsURL and the
 // PostgreSQL pg, whose source web goes to a webhook destination on rcv
-// (batches of batch, concurrency 8); flags are added to every serve.
+// (batches of batch, concurrency 8, in shards queues); flags are added to
+// every serve.
 type confluxNodes struct {
 	rcv   *receiver
 	nodes []*proc
 	addrs []string
 }
 
-func startConflux(t *testing.T, bin, natsURL, pg string, n, batch int, flags ...string) *confluxNodes {
+func startConflux(t *testing.T, bin, natsURL, pg string, n, batch, shards int, flags ...string) *confluxNodes {
 	t.Helper()
 	c := &confluxNodes{rcv: &receiver{got: map[string]int{}}}
 	hook := &http.Server{Handler: c.rcv}
@@ -222,8 +223,8 @@ destinations:
     type: webhook
     sources: [web]
     settings: {url: "http://%s/hook", batch_size: %d}
-    delivery: {concurrency: 8}
-`, adminToken, writeKey, ln.Addr(), batch)), 0o600); err != nil {
+    delivery: {concurrency: 8, shards: %d}
+`, adminToken, writeKey, ln.Addr(), batch, shards)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for i := range n {
@@ -240,6 +241,27 @@ destinations:
 		waitReady(t, p, c.addrs[i])
 	}
 	return c
+}
+
+// delivered returns how many events a node delivered to the destination
+// since it started, from its metrics.
+func delivered(t *testing.T, addr string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "conflux_deliver_events_total{") && strings.Contains(line, `destination="hook"`) && strings.Contains(line, `outcome="delivered"`) {
+			var v float64
+			fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v)
+			sum += v
+		}
+	}
+	return sum
 }
 
 func (r *receiver) count(id string) int {
@@ -292,7 +314,7 @@ func TestClusterSurvivesKills(t *testing.T) {
 	pg := storetest.PostgresSchema(t)
 	natsProcs, natsURL := natsCluster(t)
 	bin := buildBinary(t)
-	c := startConflux(t, bin, natsURL, pg, 3, 20)
+	c := startConflux(t, bin, natsURL, pg, 3, 20, 3)
 	rcv, nodes, addrs := c.rcv, c.nodes, c.addrs
 
 	// Load: one sender per node, batches of 20 unique events.
@@ -378,6 +400,17 @@ func TestClusterSurvivesKills(t *testing.T) {
 		dups += n - 1
 	}
 	rcv.mu.Unlock()
+	// Several nodes delivered for the one destination (its three shards).
+	var delivering []int
+	for i, a := range addrs {
+		if n := delivered(t, a); n > 0 {
+			delivering = append(delivering, i)
+		}
+	}
+	t.Logf("nodes that delivered for the destination: %v", delivering)
+	if len(delivering) < 2 {
+		t.Errorf("nodes %v delivered for the destination of three shards: want several", delivering)
+	}
 	// What a killed node had in flight (8 requests of 20) and delivered in
 	// its last 250 ms may be sent again; nothing else.
 	t.Logf("repeats at the receiver: %d", dups)

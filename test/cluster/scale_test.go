@@ -46,7 +46,7 @@ func TestNodeScaling(t *testing.T) {
 func measureNodes(t *testing.T, bin string, n int) {
 	pg := storetest.PostgresSchema(t)
 	natsProcs, natsURL := natsCluster(t)
-	c := startConflux(t, bin, natsURL, pg, n, 100, "--no-profiles")
+	c := startConflux(t, bin, natsURL, pg, n, 100, n, "--no-profiles")
 	rcv, nodes, addrs := c.rcv, c.nodes, c.addrs
 	time.Sleep(3 * time.Second) // the leases settle
 	cpu := func() (conflux, nats float64) {
