@@ -1,14 +1,11 @@
 package deliver_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/deliver"
 	"github.com/confluxcdp/conflux/internal/deliver/destinations/webhook"
-	"github.com/confluxcdp/conflux/internal/lease"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestEnginesShareDestinations runs two nodes' engines on one log and one
@@ -18,45 +15,18 @@ import (
 func TestEnginesShareDestinations(t *testing.T) {
 	h := newSixHooks(t)
 
-	type node struct {
-		group           *lease.Group
-		engine          *deliver.Engine
-		cancel, lcancel context.CancelFunc
-		done, ldone     chan error
-	}
-	start := func(id string) *node {
-		g, err := lease.New(t.Context(), lease.Options{JetStream: h.log.JetStream(), Node: id, TTL: 1500 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := &node{group: g, done: make(chan error, 1), ldone: make(chan error, 1)}
-		n.engine = deliver.New(deliver.Options{Log: h.log, DB: h.db, Workspace: h.workspace,
-			Registry: deliver.NewRegistry(webhook.Type), Leases: g, ConfigPoll: 20 * time.Millisecond,
-			Registerer: prometheus.NewRegistry()})
-		if err := n.engine.Prime(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		var ctx, lctx context.Context
-		ctx, n.cancel = context.WithCancel(context.Background())
-		lctx, n.lcancel = context.WithCancel(context.Background())
-		go func() { n.ldone <- g.Run(lctx) }()
-		go func() { n.done <- n.engine.Run(ctx) }()
-		return n
-	}
-	stop := func(n *node) {
-		n.cancel()
-		<-n.done
-		n.lcancel()
-		<-n.ldone
+	start := func(id string) *leasedNode {
+		return startLeased(t, h.log, id, deliver.Options{DB: h.db, Workspace: h.workspace,
+			Registry: deliver.NewRegistry(webhook.Type), ConfigPoll: 20 * time.Millisecond})
 	}
 	a, b := start("a"), start("b")
-	defer stop(a)
+	defer a.stop()
 
 	// Both nodes own some destinations once the leases settle.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		owned := map[string]int{}
 		for _, d := range h.dests {
-			for _, n := range []*node{a, b} {
+			for _, n := range []*leasedNode{a, b} {
 				if n.group.Owns("deliver/" + d.ID) {
 					owned[n.group.Node()]++
 				}
@@ -75,7 +45,7 @@ func TestEnginesShareDestinations(t *testing.T) {
 	h.waitAll(t, 200)
 
 	// b stops (cleanly: it hands its destinations over); a delivers the rest.
-	stop(b)
+	b.stop()
 	for i := 200; i < 400; i += 20 {
 		h.publish(t, i, i+20)
 	}

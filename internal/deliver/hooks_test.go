@@ -14,11 +14,14 @@ import (
 	"time"
 
 	"github.com/confluxcdp/conflux/internal/config"
+	"github.com/confluxcdp/conflux/internal/deliver"
 	"github.com/confluxcdp/conflux/internal/event"
+	"github.com/confluxcdp/conflux/internal/lease"
 	"github.com/confluxcdp/conflux/internal/store"
 	"github.com/confluxcdp/conflux/internal/store/storetest"
 	"github.com/confluxcdp/conflux/internal/stream"
 	"github.com/confluxcdp/conflux/internal/stream/streamtest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // sixHooks is six webhook destinations of source web on one log and one
@@ -102,4 +105,44 @@ func (h *sixHooks) checkOnce(t *testing.T) {
 			t.Errorf("%s delivered %d times", k, n)
 		}
 	}
+}
+
+// leasedNode is one node of a cluster in a test: its lease group and its
+// engine, on a log and a store shared with the other nodes.
+type leasedNode struct {
+	group           *lease.Group
+	cancel, lcancel context.CancelFunc
+	done, ldone     chan error
+}
+
+// startLeased starts node id's lease group (TTL 1.5 s) and an engine of
+// opts on it, primed.
+func startLeased(t *testing.T, log *stream.Log, id string, opts deliver.Options) *leasedNode {
+	t.Helper()
+	g, err := lease.New(t.Context(), lease.Options{JetStream: log.JetStream(), Node: id, TTL: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &leasedNode{group: g, done: make(chan error, 1), ldone: make(chan error, 1)}
+	opts.Log, opts.Leases = log, g
+	opts.Registerer = prometheus.NewRegistry()
+	e := deliver.New(opts)
+	if err := e.Prime(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var ctx, lctx context.Context
+	ctx, n.cancel = context.WithCancel(context.Background())
+	lctx, n.lcancel = context.WithCancel(context.Background())
+	go func() { n.ldone <- g.Run(lctx) }()
+	go func() { n.done <- e.Run(ctx) }()
+	return n
+}
+
+// stop stops the engine, then the lease group (which releases what it
+// holds), as a node's clean shutdown does.
+func (n *leasedNode) stop() {
+	n.cancel()
+	<-n.done
+	n.lcancel()
+	<-n.ldone
 }

@@ -16,12 +16,10 @@ import (
 	"github.com/confluxcdp/conflux/internal/deliver"
 	"github.com/confluxcdp/conflux/internal/deliver/destinations/webhook"
 	"github.com/confluxcdp/conflux/internal/event"
-	"github.com/confluxcdp/conflux/internal/lease"
 	"github.com/confluxcdp/conflux/internal/store"
 	"github.com/confluxcdp/conflux/internal/store/storetest"
 	"github.com/confluxcdp/conflux/internal/stream"
 	"github.com/confluxcdp/conflux/internal/stream/streamtest"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // shardedHook is one webhook destination whose receiver fails the first
@@ -137,41 +135,15 @@ func (n nodeHeader) RoundTrip(r *http.Request) (*http.Response, error) {
 // counts' positions are gone once passed.
 func TestShardedDestination(t *testing.T) {
 	h := newShardedHook(t)
-	type node struct {
-		group           *lease.Group
-		cancel, lcancel context.CancelFunc
-		done, ldone     chan error
-	}
-	start := func(id string, view func() *config.Workspace) *node {
-		g, err := lease.New(t.Context(), lease.Options{JetStream: h.log.JetStream(), Node: id, TTL: 1500 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := &node{group: g, done: make(chan error, 1), ldone: make(chan error, 1)}
-		e := deliver.New(deliver.Options{Log: h.log, DB: h.db, Workspace: view,
+	start := func(id string, view func() *config.Workspace) *leasedNode {
+		return startLeased(t, h.log, id, deliver.Options{DB: h.db, Workspace: view,
 			HTTP:     &http.Client{Transport: nodeHeader{id, http.DefaultTransport}},
-			Registry: deliver.NewRegistry(webhook.Type), Leases: g, ConfigPoll: 20 * time.Millisecond,
-			RetryPoll: 50 * time.Millisecond, Backoff: deliver.Backoff{Min: 100 * time.Millisecond, Max: time.Second},
-			Registerer: prometheus.NewRegistry()})
-		if err := e.Prime(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		var ctx, lctx context.Context
-		ctx, n.cancel = context.WithCancel(context.Background())
-		lctx, n.lcancel = context.WithCancel(context.Background())
-		go func() { n.ldone <- g.Run(lctx) }()
-		go func() { n.done <- e.Run(ctx) }()
-		return n
-	}
-	stop := func(n *node) {
-		n.cancel()
-		<-n.done
-		n.lcancel()
-		<-n.ldone
+			Registry: deliver.NewRegistry(webhook.Type), ConfigPoll: 20 * time.Millisecond,
+			RetryPoll: 50 * time.Millisecond, Backoff: deliver.Backoff{Min: 100 * time.Millisecond, Max: time.Second}})
 	}
 	// b sees every change late: a's new shards must wait for b's old ones.
 	a, b := start("a", h.ws.Load), start("b", h.late.Load)
-	defer stop(a)
+	defer a.stop()
 	// waitOwned waits until the n shards are owned, by both nodes when
 	// both is set (rendezvous hashing may give a few to one node).
 	waitOwned := func(n int, both bool) {
@@ -180,7 +152,7 @@ func TestShardedDestination(t *testing.T) {
 			owned := map[string]int{}
 			for k := range n {
 				name := fmt.Sprintf("deliver/hook/%d-of-%d", k, n)
-				for _, nd := range []*node{a, b} {
+				for _, nd := range []*leasedNode{a, b} {
 					if nd.group.Owns(name) {
 						owned[nd.group.Node()]++
 					}
@@ -222,7 +194,7 @@ func TestShardedDestination(t *testing.T) {
 	}
 
 	// b leaves; a takes its shards over.
-	stop(b)
+	b.stop()
 	send(8)
 	h.waitAll(t, sent)
 	for k := range 3 {
