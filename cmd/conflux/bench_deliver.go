@@ -29,6 +29,7 @@ func benchDeliver(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	batch := fs.Int("batch", loadgen.DefaultBatch, "events per Tracking API request")
 	webhookBatch := fs.Int("webhook-batch", 100, "the webhook's batch_size: events per delivery request")
 	concurrency := fs.Int("concurrency", 8, "the webhook destination's concurrency")
+	shards := fs.Int("shards", 1, "the webhook destination's delivery.shards (on one node: what splitting its queue costs)")
 	connections := fs.Int("connections", 16, "load generator connections")
 	rate := fs.Float64("rate", 0, "events/s the load generator sends (open loop); 0: as fast as it can")
 	isolation := fs.Bool("isolation", false, "run twice: alone, then beside a destination whose receiver times out; print the ratio")
@@ -44,7 +45,7 @@ func benchDeliver(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	run := func(withBad bool) (float64, error) {
 		r, err := deliverRun(ctx, deliverRunOptions{
-			duration: *duration, batch: *batch, webhookBatch: *webhookBatch, concurrency: *concurrency,
+			duration: *duration, batch: *batch, webhookBatch: *webhookBatch, concurrency: *concurrency, shards: *shards,
 			connections: *connections, rate: *rate, bad: map[bool]string{true: *bad}[withBad], noMetrics: *noMetrics, noProfiles: *noProfiles, noArchive: *noArchive,
 			insertFunction: *insertFn, destinationFunction: *destFn,
 		}, stdout)
@@ -85,6 +86,7 @@ func median(v []float64) float64 {
 type deliverRunOptions struct {
 	duration                                      time.Duration
 	batch, webhookBatch, concurrency, connections int
+	shards                                        int
 	rate                                          float64
 	bad                                           string // "", "timeout" or "slow"
 	noMetrics, noProfiles, noArchive              bool
@@ -181,8 +183,8 @@ destinations:
     type: webhook
     sources: [bench]
     settings: {url: %q, batch_size: %d, timeout: 10s}
-    delivery: {concurrency: %d}
-`, good.url, o.webhookBatch, o.concurrency)
+    delivery: {concurrency: %d, shards: %d}
+`, good.url, o.webhookBatch, o.concurrency, max(o.shards, 1))
 	if o.insertFunction {
 		cfg = strings.Replace(cfg, "    write_key: benchWriteKey0000000000000000001\n", "    write_key: benchWriteKey0000000000000000001\n"+benchInsertFunction[1:], 1)
 	}
