@@ -228,10 +228,14 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 	// its position and its retries, so that a new one with its id starts
 	// afresh. Dead letters stay, for inspection and replay.
 	var forget []string
+	changed := map[string]time.Time{} // a re-enabled destination's change
 	for id, enabled := range prev {
 		if was, ok := now[id]; !ok || (!enabled && was) {
 			forget = append(forget, id)
 		}
+	}
+	for i := range ws.Destinations {
+		changed[ws.Destinations[i].ID] = ws.Destinations[i].UpdatedAt
 	}
 	var stopping []*running
 	for key, r := range e.queues {
@@ -270,7 +274,11 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 		}
 	}
 	for _, id := range forget {
-		if err := e.jobs.forget(ctx, id, now[id]); err != nil {
+		var before time.Time // removed: everything
+		if now[id] {
+			before = changed[id]
+		}
+		if err := e.jobs.forget(ctx, id, now[id], before); err != nil {
 			e.opts.Logger.Error("forgetting the delivery state of a removed or re-enabled destination", "destination", id, "err", err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -218,13 +219,21 @@ func (s *jobStore) apply(ctx context.Context, dest, key string, ops []op, pos *p
 	})
 }
 
-// forget deletes a destination's positions, of every shard (so that its
-// queue starts at the end of the log) and, unless keepJobs, its jobs
-// awaiting retry.
-func (s *jobStore) forget(ctx context.Context, dest string, keepJobs bool) error {
+// forget deletes a destination's positions, of every shard, stored
+// before before (zero: all of them), so that its queue starts at the end
+// of the log, and, unless keepJobs, its jobs awaiting retry. Every node
+// that sees a destination re-enabled forgets, some later than others:
+// with before the time of the change, a late node does not delete what
+// the queue's new owner stored since.
+func (s *jobStore) forget(ctx context.Context, dest string, keepJobs bool, before time.Time) error {
+	cutoff := int64(math.MaxInt64)
+	if !before.IsZero() {
+		cutoff = ms(before)
+	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM delivery_positions WHERE destination_id = ? OR substr(destination_id, 1, ?) = ?`),
-			dest, len(dest)+1, dest+"/"); err != nil {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`
+DELETE FROM delivery_positions WHERE (destination_id = ? OR substr(destination_id, 1, ?) = ?) AND updated_at < ?`),
+			dest, len(dest)+1, dest+"/", cutoff); err != nil {
 			return err
 		}
 		if keepJobs {

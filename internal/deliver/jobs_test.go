@@ -719,3 +719,66 @@ func TestReplayStatusAfterALaterReplay(t *testing.T) {
 		}
 	})
 }
+
+func TestJobStoreForget(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		s := &jobStore{db: db}
+		ctx := t.Context()
+		keys := func() []string {
+			t.Helper()
+			rows, err := db.SQL().Query(`SELECT destination_id FROM delivery_positions ORDER BY destination_id`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var out []string
+			for rows.Next() {
+				var k string
+				_ = rows.Scan(&k)
+				out = append(out, k)
+			}
+			return out
+		}
+		for _, dest := range []string{"d1", "d1x", "d1_"} {
+			if err := s.initShards(ctx, dest, 3, 10, t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustApply(t, s, "d1", schedule(testJob("11.0", "m-1", at(1))))
+
+		// Re-enabled at t0+1s: what was stored before goes, jobs stay, and
+		// neither a longer id nor one with a LIKE wildcard is touched.
+		if err := s.forget(ctx, "d1", true, t0.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		want := "[d1_/0-of-3 d1_/1-of-3 d1_/2-of-3 d1x/0-of-3 d1x/1-of-3 d1x/2-of-3]"
+		if got := fmt.Sprint(keys()); got != want {
+			t.Errorf("positions after forgetting d1: %s, want %s", got, want)
+		}
+		if n, _ := s.countJobs(ctx, "d1"); n != 1 {
+			t.Errorf("forget keeping jobs left %d jobs, want 1", n)
+		}
+
+		// A node that forgets late keeps what the new queue stored since.
+		if err := s.initShards(ctx, "d1", 3, 20, t0.Add(2*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.forget(ctx, "d1", true, t0.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if rows, err := s.positions(ctx, db.SQL(), "d1"); err != nil || len(rows) != 3 {
+			t.Errorf("positions of d1 after a late forget: %d %v, want the 3 stored since", len(rows), err)
+		}
+
+		// Removed: everything of d1 goes.
+		if err := s.forget(ctx, "d1", false, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if rows, _ := s.positions(ctx, db.SQL(), "d1"); len(rows) != 0 {
+			t.Errorf("%d positions of a removed destination left", len(rows))
+		}
+		if n, _ := s.countJobs(ctx, "d1"); n != 0 {
+			t.Errorf("%d jobs of a removed destination left", n)
+		}
+	})
+}

@@ -77,13 +77,34 @@ func newShardedHook(t *testing.T) *shardedHook {
 
 // setShards publishes a workspace of the given version in which the
 // destination has n shards and a concurrency of 4.
-func (h *shardedHook) setShards(version int64, n int) {
-	d := config.Destination{ID: "hook", Type: "webhook", Enabled: true, Sources: []string{"web"},
+func (h *shardedHook) setShards(version int64, n int) { h.set(version, n, true) }
+
+// set publishes a workspace of the given version in which the destination,
+// changed now, has n shards, a concurrency of 4, and is enabled or not.
+func (h *shardedHook) set(version int64, n int, enabled bool) {
+	d := config.Destination{ID: "hook", Type: "webhook", Enabled: enabled, Sources: []string{"web"},
 		Settings: map[string]any{"url": h.url, "timeout": "2s"},
-		Delivery: config.DeliveryOptions{Concurrency: 4, Shards: n}}
+		Delivery: config.DeliveryOptions{Concurrency: 4, Shards: n}, UpdatedAt: time.Now()}
 	ws := config.NewWorkspace(version, config.Settings{}, []config.Source{{ID: "web", WriteKey: "k"}}, []config.Destination{d})
 	h.ws.Store(ws)
 	time.AfterFunc(500*time.Millisecond, func() { h.late.Store(ws) })
+}
+
+// positions returns the stored position keys, sorted.
+func (h *shardedHook) positions(t *testing.T) []string {
+	t.Helper()
+	var keys []string
+	rows, err := h.db.SQL().Query(`SELECT destination_id FROM delivery_positions ORDER BY destination_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		_ = rows.Scan(&k)
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 func (h *shardedHook) publish(t *testing.T, from, to int) {
@@ -217,22 +238,69 @@ func TestShardedDestination(t *testing.T) {
 
 	// Only the current count's positions are left.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var keys []string
-		rows, err := h.db.SQL().Query(`SELECT destination_id FROM delivery_positions ORDER BY destination_id`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var k string
-			_ = rows.Scan(&k)
-			keys = append(keys, k)
-		}
-		rows.Close()
+		keys := h.positions(t)
 		if fmt.Sprint(keys) == "[hook/0-of-3 hook/1-of-3 hook/2-of-3]" {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("positions %v, want those of the three shards only", keys)
+		}
+	}
+}
+
+// TestReenabledDestination disables a destination of two shards on two
+// nodes, one of which sees every change half a second late, and enables
+// it again: what arrived while it was disabled is not sent, what arrives
+// after is sent once, and the late node's reset does not delete the
+// positions the new queues stored.
+func TestReenabledDestination(t *testing.T) {
+	h := newShardedHook(t)
+	h.set(1, 2, true)
+	h.late.Store(h.ws.Load())
+	start := func(id string, view func() *config.Workspace) *leasedNode {
+		return startLeased(t, h.log, id, deliver.Options{DB: h.db, Workspace: view,
+			Registry: deliver.NewRegistry(webhook.Type), ConfigPoll: 20 * time.Millisecond,
+			RetryPoll: 50 * time.Millisecond, Backoff: deliver.Backoff{Min: 100 * time.Millisecond, Max: time.Second}})
+	}
+	a, b := start("a", h.ws.Load), start("b", h.late.Load)
+	defer a.stop()
+	defer b.stop()
+	h.publish(t, 0, 50)
+	h.waitAll(t, 50)
+
+	h.set(2, 2, false)
+	time.Sleep(time.Second) // both nodes have stopped the queues
+	h.publish(t, 50, 100)   // while disabled: never sent
+	time.Sleep(200 * time.Millisecond)
+	h.set(3, 2, true)
+	time.Sleep(1500 * time.Millisecond) // the late node has reset too
+	if keys := h.positions(t); fmt.Sprint(keys) != "[hook/0-of-2 hook/1-of-2]" {
+		t.Errorf("positions after the late node's reset: %v, want both shards'", keys)
+	}
+	h.publish(t, 100, 150)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		h.mu.Lock()
+		n := h.got["m149"] + h.got["m100"]
+		h.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the events after the re-enable were not delivered")
+		}
+	}
+	h.waitAll(t, 100)
+	time.Sleep(300 * time.Millisecond)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, n := range h.got {
+		var i int
+		fmt.Sscanf(id, "m%d", &i)
+		if i >= 50 && i < 100 {
+			t.Errorf("%s, published while the destination was disabled, was delivered", id)
+		}
+		if n != 1 {
+			t.Errorf("%s delivered %d times", id, n)
 		}
 	}
 }
