@@ -900,6 +900,12 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), d.ID, d.Name, d.Type, d.Enabled, 
 	if err != nil {
 		return fmt.Errorf("inserting destination %q: %w", d.ID, err)
 	}
+	// What a node's queue of an earlier destination of this id stored
+	// after that one was deleted does not carry over: a new destination
+	// starts at the end of the log.
+	if err := r.db.ForgetDelivery(ctx, tx, d.ID, false); err != nil {
+		return err
+	}
 	return r.insertDestinationSources(ctx, tx, d)
 }
 
@@ -914,8 +920,20 @@ func (r *Repo) insertDestinationSources(ctx context.Context, tx *sql.Tx, d Desti
 }
 
 // updateDestination replaces every field of stored destination d but its
-// origin and created_at; fileHash nil keeps the stored hash.
+// origin and created_at; fileHash nil keeps the stored hash. A disabled
+// destination enabled again starts with the events that arrive from now
+// on: its delivery positions are reset in the same transaction (its
+// retries are kept).
 func (r *Repo) updateDestination(ctx context.Context, tx *sql.Tx, d Destination, enc encodedDestination, fileHash *string, now int64) error {
+	var wasEnabled bool
+	if err := tx.QueryRowContext(ctx, r.db.Rebind(`SELECT enabled FROM destinations WHERE id = ?`), d.ID).Scan(&wasEnabled); err != nil {
+		return fmt.Errorf("reading destination %q: %w", d.ID, err)
+	}
+	if d.Enabled && !wasEnabled {
+		if err := r.db.ForgetDelivery(ctx, tx, d.ID, true); err != nil {
+			return err
+		}
+	}
 	query := `UPDATE destinations SET name = ?, type = ?, enabled = ?, settings = ?, filters = ?, delivery = ?, insert_function_id = ?, updated_at = ?`
 	args := []any{d.Name, d.Type, d.Enabled, enc.settings, enc.filters, enc.delivery, nullable(d.InsertFunction), now}
 	if fileHash != nil {
@@ -1073,7 +1091,9 @@ func (r *Repo) deleteDestination(ctx context.Context, tx *sql.Tx, id string) err
 	if _, err := tx.ExecContext(ctx, r.db.Rebind(`DELETE FROM destinations WHERE id = ?`), id); err != nil {
 		return fmt.Errorf("deleting destination %q: %w", id, err)
 	}
-	return nil
+	// Its position and retries go with it (a new destination of the same
+	// id starts afresh); its dead letters stay.
+	return r.db.ForgetDelivery(ctx, tx, id, false)
 }
 
 func sortedCopy(s []string) []string {

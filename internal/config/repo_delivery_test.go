@@ -175,3 +175,74 @@ func TestApplyFileDelivery(t *testing.T) {
 		wantFieldError(t, err, "destinations[0].delivery.rate_limit")
 	})
 }
+
+// TestRepoResetsDeliveryState checks that the transactions creating,
+// re-enabling and deleting a destination reset its delivery state, and
+// that no other change does.
+func TestRepoResetsDeliveryState(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		repo, _ := newRepo(db)
+		exec := func(q string, args ...any) {
+			t.Helper()
+			if _, err := db.SQL().ExecContext(ctx, db.Rebind(q), args...); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		// What a queue stores: the shards' positions and a job.
+		stored := func() {
+			t.Helper()
+			for _, key := range []string{"hook/0-of-2", "hook/1-of-2"} {
+				exec(`INSERT INTO delivery_positions (destination_id, seq, done, updated_at) VALUES (?, 7, ?, 0) ON CONFLICT (destination_id) DO NOTHING`, key, []byte{})
+			}
+			exec(`INSERT INTO delivery_jobs (destination_id, id, message_id, source_id, event_type, event, received_at, attempts,
+	first_attempt_at, next_attempt_at, last_status, last_reason, last_error, last_request, last_response) VALUES ('hook', '1.0', 'm', 's', 'track', '{}', 0, 1, 0, 0, 500, '', '', ?, ?)
+	ON CONFLICT (destination_id, id) DO NOTHING`, []byte{}, []byte{})
+		}
+		count := func(table string) int {
+			t.Helper()
+			var n int
+			if err := db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		check := func(step string, positions, jobs int) {
+			t.Helper()
+			if p, j := count("delivery_positions"), count("delivery_jobs"); p != positions || j != jobs {
+				t.Errorf("%s: %d positions and %d jobs, want %d and %d", step, p, j, positions, jobs)
+			}
+		}
+
+		stored() // left by a queue of an earlier destination "hook"
+		d := mustCreateDestination(t, repo, config.Destination{ID: "hook", Type: "webhook", Enabled: true, Delivery: config.DeliveryOptions{Shards: 2}})
+		check("created", 0, 0)
+
+		stored()
+		d.Name = "Renamed"
+		d = mustUpdate(t, repo, d)
+		check("renamed", 2, 1)
+		d.Enabled = false
+		d = mustUpdate(t, repo, d)
+		check("disabled", 2, 1)
+		d.Enabled = true
+		d = mustUpdate(t, repo, d)
+		check("enabled again: the positions go, the retries stay", 0, 1)
+
+		stored()
+		if err := repo.DeleteDestination(ctx, "hook"); err != nil {
+			t.Fatal(err)
+		}
+		check("deleted", 0, 0)
+	})
+}
+
+func mustUpdate(t *testing.T, repo *config.Repo, d config.Destination) config.Destination {
+	t.Helper()
+	out, err := repo.UpdateDestination(t.Context(), d)
+	if err != nil {
+		t.Fatalf("UpdateDestination(%s): %v", d.ID, err)
+	}
+	return out
+}

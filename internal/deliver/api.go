@@ -200,7 +200,11 @@ func (e *Engine) serveQueue(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("destination %q has no delivery queue (unknown or never enabled)", id))
 		return
 	}
+	if !slices.ContainsFunc(rows, func(p storedPosition) bool { return p.shard.n == n }) && len(rows) > 0 {
+		n = rows[0].shard.n // disabled, or between two shard counts: the stored one
+	}
 	first := true
+	slices.SortFunc(rows, func(a, b storedPosition) int { return a.shard.k - b.shard.k })
 	for _, p := range rows {
 		if p.shard.n != n {
 			continue // an earlier shard count's, until every shard passed it
@@ -212,7 +216,6 @@ func (e *Engine) serveQueue(w http.ResponseWriter, r *http.Request) {
 			st.Shards = append(st.Shards, ShardStatus{Shard: strings.TrimPrefix(p.shard.key(""), "/"), Position: p.seq, Here: here[p.shard]})
 		}
 	}
-	slices.SortFunc(st.Shards, func(a, b ShardStatus) int { return strings.Compare(a.Shard, b.Shard) })
 	if err == nil {
 		st.LastSeq, err = e.log.LastSeq(ctx, stream.ProcessedStream)
 	}

@@ -134,9 +134,6 @@ type Engine struct {
 
 	mu     sync.Mutex
 	queues map[string]*running // by queue key (see [shard.key])
-	// known is every destination of the last snapshot, with whether it
-	// was enabled.
-	known map[string]bool
 }
 
 type running struct {
@@ -199,10 +196,8 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 		sh shard
 	}
 	want := make(map[string]wanted)
-	now := make(map[string]bool, len(ws.Destinations))
 	for i := range ws.Destinations {
 		d := &ws.Destinations[i]
-		now[d.ID] = d.Enabled
 		if d.Enabled {
 			for _, sh := range shardsOf(d) {
 				want[sh.key(d.ID)] = wanted{d, sh}
@@ -221,22 +216,6 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 			}
 		}
 	}
-	prev := e.known
-	e.known = now
-	// A destination that was disabled starts again with the events that
-	// arrive from now on (as a new one does); one that was deleted loses
-	// its position and its retries, so that a new one with its id starts
-	// afresh. Dead letters stay, for inspection and replay.
-	var forget []string
-	changed := map[string]time.Time{} // a re-enabled destination's change
-	for id, enabled := range prev {
-		if was, ok := now[id]; !ok || (!enabled && was) {
-			forget = append(forget, id)
-		}
-	}
-	for i := range ws.Destinations {
-		changed[ws.Destinations[i].ID] = ws.Destinations[i].UpdatedAt
-	}
 	var stopping []*running
 	for key, r := range e.queues {
 		if w, ok := want[key]; !ok || fingerprint(w.d) != r.fingerprint {
@@ -244,13 +223,6 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 			stopping = append(stopping, r)
 			delete(e.queues, key)
 			e.opts.Logger.Info("delivery queue stopped", "destination", r.q.dest.ID, "queue", key)
-		}
-	}
-	// A destination none of whose queues runs here any more leaves this
-	// node's metrics.
-	for _, r := range stopping {
-		if !e.runsHere(r.q.dest.ID) {
-			e.m.forget(r.q.dest.ID)
 		}
 	}
 	// A stopping queue finishes its requests in hand; the API and the
@@ -273,27 +245,25 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 			}
 		}
 	}
-	for _, id := range forget {
-		var before time.Time // removed: everything
-		if now[id] {
-			before = changed[id]
-		}
-		if err := e.jobs.forget(ctx, id, now[id], before); err != nil {
-			e.opts.Logger.Error("forgetting the delivery state of a removed or re-enabled destination", "destination", id, "err", err)
+	var gate *layoutGate
+	if e.opts.Leases != nil {
+		for key := range want {
+			if _, ok := e.queues[key]; !ok {
+				// Read outside the lock: the API does not wait on the
+				// store or the KV.
+				e.mu.Unlock()
+				gate = e.newLayoutGate(ctx)
+				e.mu.Lock()
+				break
+			}
 		}
 	}
-	var gate *layoutGate
 	for key, w := range want {
 		if _, ok := e.queues[key]; ok {
 			continue
 		}
-		if e.opts.Leases != nil {
-			if gate == nil {
-				gate = e.newLayoutGate(ctx)
-			}
-			if !gate.free(w.d.ID, w.sh.n) {
-				continue // the next round tries again
-			}
+		if gate != nil && !gate.free(w.d.ID, w.sh.n) {
+			continue // the next round tries again
 		}
 		q := e.newQueue(ctx, w.d, w.sh)
 		qctx, cancel := context.WithCancel(ctx)
@@ -313,6 +283,13 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 			}
 		}()
 		e.opts.Logger.Info("delivery queue started", "destination", w.d.ID, "queue", key, "type", w.d.Type, "batch", q.batch, "concurrency", q.conc)
+	}
+	// A destination none of whose queues runs here any more (not one
+	// restarting) leaves this node's metrics.
+	for _, r := range stopping {
+		if !e.runsHere(r.q.dest.ID) {
+			e.m.forget(r.q.dest.ID)
+		}
 	}
 }
 
@@ -340,6 +317,8 @@ type layoutGate struct {
 }
 
 func (e *Engine) newLayoutGate(ctx context.Context) *layoutGate {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	g := &layoutGate{}
 	if e.opts.Refresh != nil {
 		if g.err = e.opts.Refresh(ctx); g.err != nil {
@@ -393,6 +372,11 @@ func (e *Engine) newQueue(ctx context.Context, d *config.Destination, sh shard) 
 	}
 	q.brk = newBreaker(e.clock, e.opts.BreakerThreshold, e.opts.BreakerMinOpen, e.opts.BreakerMaxOpen, q.m.breakerState)
 	q.lim = newLimiter(e.clock, dest.Delivery.RateLimit/float64(sh.n))
+	if share := dest.Delivery.RateLimit / float64(sh.n); sh.n > 1 && share > 0 {
+		// A shard's first request waits for its share like the next
+		// ones: n shards must not each start with a whole token.
+		q.lim.tokens = min(q.lim.tokens, share)
+	}
 	typ, ok := e.opts.Registry.Lookup(dest.Type)
 	if !ok {
 		typ = &Type{Name: dest.Type, MaxBatch: 1}

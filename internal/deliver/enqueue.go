@@ -53,7 +53,7 @@ func (e *Engine) Enqueue(ctx context.Context, dest string, recs []event.Record, 
 		ops = append(ops, op{kind: opSchedule, job: job{
 			ID: "a:" + replayID + ":" + ev.MessageID, MessageID: ev.MessageID, SourceID: ev.SourceID, Type: ev.Type,
 			Event: ev.JSON, ReceivedAt: ev.ReceivedAt, FirstAttemptAt: now, NextAttemptAt: now, ReplayID: replayID,
-			Shard: len(ops), // spread over the shards
+			Shard: int(spread(fnvHash(ev.MessageID)) >> 34), // spread over the shards
 		}})
 	}
 	err := e.jobs.db.InTx(ctx, func(tx *sql.Tx) error {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -166,16 +165,21 @@ ON CONFLICT (destination_id) DO NOTHING`), shard{k, max(n, 1)}.key(dest), int64(
 	})
 }
 
-// settleShards deletes the positions of dest's other shard counts once
-// every shard of its n-shard queue has passed what they say: nothing is
-// inherited from them any more.
-func (s *jobStore) settleShards(ctx context.Context, dest string, n int) error {
+// settleShards deletes the positions old of dest's other shard counts
+// (those the queue inherited from when it started) once every shard of
+// its n-shard queue has passed what they say: nothing is inherited from
+// them any more. Only those: a queue that lingers after its count was
+// changed must not delete the positions of the count that followed.
+func (s *jobStore) settleShards(ctx context.Context, dest string, n int, old []storedPosition) error {
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		rows, err := s.positions(ctx, tx, dest)
 		if err != nil {
 			return err
 		}
-		in := newInherited(rows, n)
+		in := &inherited{from: old}
+		for _, r := range old {
+			in.until = max(in.until, r.last())
+		}
 		if len(in.from) == 0 {
 			return nil
 		}
@@ -216,31 +220,6 @@ func (s *jobStore) apply(ctx context.Context, dest, key string, ops []op, pos *p
 			return s.setPosition(ctx, tx, key, *pos, now)
 		}
 		return nil
-	})
-}
-
-// forget deletes a destination's positions, of every shard, stored
-// before before (zero: all of them), so that its queue starts at the end
-// of the log, and, unless keepJobs, its jobs awaiting retry. Every node
-// that sees a destination re-enabled forgets, some later than others:
-// with before the time of the change, a late node does not delete what
-// the queue's new owner stored since.
-func (s *jobStore) forget(ctx context.Context, dest string, keepJobs bool, before time.Time) error {
-	cutoff := int64(math.MaxInt64)
-	if !before.IsZero() {
-		cutoff = ms(before)
-	}
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`
-DELETE FROM delivery_positions WHERE (destination_id = ? OR substr(destination_id, 1, ?) = ?) AND updated_at < ?`),
-			dest, len(dest)+1, dest+"/", cutoff); err != nil {
-			return err
-		}
-		if keepJobs {
-			return nil
-		}
-		_, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM delivery_jobs WHERE destination_id = ?`), dest)
-		return err
 	})
 }
 

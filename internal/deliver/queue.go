@@ -653,7 +653,7 @@ func (q *queue) store(ctx context.Context, w written) {
 		if !q.settled && len(q.inherit.from) > 0 && pos.seq >= q.inherit.until {
 			// Past what the old shard count finished: once every shard
 			// is, its positions go.
-			if err := q.e.jobs.settleShards(ctx, q.dest.ID, q.sh.n); err != nil {
+			if err := q.e.jobs.settleShards(ctx, q.dest.ID, q.sh.n, q.inherit.from); err != nil {
 				q.log.Warn("deleting the positions of the destination's earlier shard count", "err", err)
 			} else {
 				q.settled = true

@@ -2,6 +2,7 @@ package deliver_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -251,8 +252,8 @@ func TestShardedDestination(t *testing.T) {
 // TestReenabledDestination disables a destination of two shards on two
 // nodes, one of which sees every change half a second late, and enables
 // it again: what arrived while it was disabled is not sent, what arrives
-// after is sent once, and the late node's reset does not delete the
-// positions the new queues stored.
+// after is sent once, and the late node does not delete the positions
+// the new queues stored (the reset is the config change's, done once).
 func TestReenabledDestination(t *testing.T) {
 	h := newShardedHook(t)
 	h.set(1, 2, true)
@@ -272,8 +273,13 @@ func TestReenabledDestination(t *testing.T) {
 	time.Sleep(time.Second) // both nodes have stopped the queues
 	h.publish(t, 50, 100)   // while disabled: never sent
 	time.Sleep(200 * time.Millisecond)
+	// What the config repository does in the transaction that enables
+	// the destination again; the engines themselves reset nothing.
+	if err := h.db.InTx(t.Context(), func(tx *sql.Tx) error { return h.db.ForgetDelivery(t.Context(), tx, "hook", true) }); err != nil {
+		t.Fatal(err)
+	}
 	h.set(3, 2, true)
-	time.Sleep(1500 * time.Millisecond) // the late node has reset too
+	time.Sleep(1500 * time.Millisecond) // the late node has seen it too
 	if keys := h.positions(t); fmt.Sprint(keys) != "[hook/0-of-2 hook/1-of-2]" {
 		t.Errorf("positions after the late node's reset: %v, want both shards'", keys)
 	}
