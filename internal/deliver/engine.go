@@ -287,6 +287,7 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 	// A destination none of whose queues runs here any more (not one
 	// restarting) leaves this node's metrics.
 	for _, r := range stopping {
+		e.m.leave(r.q.dest.ID, r.q.sh.k)
 		if !e.runsHere(r.q.dest.ID) {
 			e.m.forget(r.q.dest.ID)
 		}
@@ -364,7 +365,7 @@ func (e *Engine) newQueue(ctx context.Context, d *config.Destination, sh shard) 
 	if sh.n > 1 {
 		logger = logger.With("shard", sh.key(""))
 	}
-	q := &queue{e: e, dest: dest, sh: sh, name: sh.key(dest.ID), log: logger, m: e.m.forDestination(dest.ID),
+	q := &queue{e: e, dest: dest, sh: sh, name: sh.key(dest.ID), log: logger, m: e.m.forDestination(dest.ID, sh.k),
 		conc:     sh.part(cmp.Or(dest.Delivery.Concurrency, e.opts.Concurrency)),
 		maxAge:   cmp.Or(time.Duration(dest.Delivery.MaxRetryAge), e.opts.MaxRetryAge),
 		inflight: make(map[string]*item),

@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/confluxcdp/conflux/internal/observe"
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,10 +19,15 @@ type metrics struct {
 	dead     *prometheus.GaugeVec
 	breaker  *prometheus.GaugeVec
 	expired  *prometheus.CounterVec
+
+	// shardBreakers are the breaker states of each destination's shards
+	// running here: its gauge shows the worst.
+	mu            sync.Mutex
+	shardBreakers map[string]map[int]breakerState
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
+	m := &metrics{shardBreakers: map[string]map[int]breakerState{},
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "conflux_deliver_events_total",
 			Help: "Events by destination and outcome: delivered, retried (an attempt failed and a retry is scheduled), discarded, expired, or skipped by integrations, filtered or sampled.",
@@ -71,6 +77,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 type queueMetrics struct {
 	m        *metrics
 	dest     string
+	shard    int
 	requests prometheus.Observer
 	latency  prometheus.Observer
 	lag      prometheus.Gauge
@@ -80,8 +87,8 @@ type queueMetrics struct {
 	counters        map[string]prometheus.Counter
 }
 
-func (m *metrics) forDestination(dest string) *queueMetrics {
-	q := &queueMetrics{m: m, dest: dest,
+func (m *metrics) forDestination(dest string, shard int) *queueMetrics {
+	q := &queueMetrics{m: m, dest: dest, shard: shard,
 		requests:        m.requests.WithLabelValues(dest),
 		latency:         m.latency.WithLabelValues(dest),
 		lag:             m.lag.WithLabelValues(dest),
@@ -100,7 +107,36 @@ func (m *metrics) forDestination(dest string) *queueMetrics {
 
 func (q *queueMetrics) events(outcome string)       { q.counters[outcome].Inc() }
 func (q *queueMetrics) skipped(reason string)       { q.counters[reason].Inc() }
-func (q *queueMetrics) breakerState(s breakerState) { q.breaker.Set(float64(s)) }
+func (q *queueMetrics) breakerState(s breakerState) {
+	q.m.mu.Lock()
+	defer q.m.mu.Unlock()
+	states := q.m.shardBreakers[q.dest]
+	if states == nil {
+		states = map[int]breakerState{}
+		q.m.shardBreakers[q.dest] = states
+	}
+	states[q.shard] = s
+	q.m.showBreaker(q.dest)
+}
+
+// leave drops a stopped shard's breaker from its destination's gauge.
+func (m *metrics) leave(dest string, shard int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if states := m.shardBreakers[dest]; states != nil {
+		delete(states, shard)
+		m.showBreaker(dest)
+	}
+}
+
+// showBreaker sets dest's gauge to its worst shard's state; m.mu is held.
+func (m *metrics) showBreaker(dest string) {
+	worst := breakerClosed
+	for _, st := range m.shardBreakers[dest] {
+		worst = max(worst, st)
+	}
+	m.breaker.WithLabelValues(dest).Set(float64(worst))
+}
 
 func (q *queueMetrics) attempt(r Result) {
 	reason := r.Reason
@@ -114,6 +150,9 @@ func (q *queueMetrics) attempt(r Result) {
 
 // forget deletes a removed destination's series.
 func (m *metrics) forget(dest string) {
+	m.mu.Lock()
+	delete(m.shardBreakers, dest)
+	m.mu.Unlock()
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.events, m.attempts, m.requests, m.latency, m.lag, m.jobs, m.dead, m.breaker, m.expired} {
 		v.DeletePartialMatch(prometheus.Labels{"destination": dest})

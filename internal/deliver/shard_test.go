@@ -2,6 +2,8 @@ package deliver
 
 import (
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestShardHas(t *testing.T) {
@@ -101,5 +103,21 @@ func TestInherited(t *testing.T) {
 	}
 	if none := newInherited(rows[2:], 3); len(none.from) != 0 || none.finished(1, 0) {
 		t.Error("a queue with only its own count's positions inherits something")
+	}
+}
+
+func TestShardBreakerGauge(t *testing.T) {
+	m := newMetrics(nil)
+	a, b := m.forDestination("d", 0), m.forDestination("d", 1)
+	gauge := func() float64 { return testutil.ToFloat64(m.breaker.WithLabelValues("d")) }
+	a.breakerState(breakerOpen)
+	b.breakerState(breakerClosed)
+	if g := gauge(); g != float64(breakerOpen) {
+		t.Errorf("one shard open, one closed: gauge %v, want open (%d)", g, breakerOpen)
+	}
+	b.breakerState(breakerHalfOpen)
+	m.leave("d", 0) // the open shard moved to another node
+	if g := gauge(); g != float64(breakerHalfOpen) {
+		t.Errorf("after the open shard left: gauge %v, want half-open (%d)", g, breakerHalfOpen)
 	}
 }
