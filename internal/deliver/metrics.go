@@ -105,8 +105,8 @@ func (m *metrics) forDestination(dest string, shard int) *queueMetrics {
 	return q
 }
 
-func (q *queueMetrics) events(outcome string)       { q.counters[outcome].Inc() }
-func (q *queueMetrics) skipped(reason string)       { q.counters[reason].Inc() }
+func (q *queueMetrics) events(outcome string) { q.counters[outcome].Inc() }
+func (q *queueMetrics) skipped(reason string) { q.counters[reason].Inc() }
 func (q *queueMetrics) breakerState(s breakerState) {
 	q.m.mu.Lock()
 	defer q.m.mu.Unlock()
