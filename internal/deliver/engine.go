@@ -196,8 +196,10 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 		sh shard
 	}
 	want := make(map[string]wanted)
+	present := make(map[string]bool, len(ws.Destinations))
 	for i := range ws.Destinations {
 		d := &ws.Destinations[i]
+		present[d.ID] = true
 		if d.Enabled {
 			for _, sh := range shardsOf(d) {
 				want[sh.key(d.ID)] = wanted{d, sh}
@@ -229,8 +231,20 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 	// other queues do not wait for it, but its successor does (one queue
 	// per destination at a time).
 	e.mu.Unlock()
+	gone := map[string]bool{}
 	for _, r := range stopping {
 		<-r.done
+		e.m.leave(r.q.dest.ID, r.q.sh.k)
+		if !present[r.q.dest.ID] {
+			gone[r.q.dest.ID] = true
+		}
+	}
+	// A deleted destination's state was reset when it was deleted; what
+	// its queues stored since they stopped goes now.
+	for id := range gone {
+		if err := e.jobs.db.ForgetDeleted(ctx, id); err != nil {
+			e.opts.Logger.Warn("removing the delivery state of a deleted destination", "destination", id, "err", err)
+		}
 	}
 	e.mu.Lock()
 	// A queue stopped for another node is handed over only now, with its
@@ -287,7 +301,6 @@ func (e *Engine) reconcile(ctx context.Context, ws *config.Workspace) {
 	// A destination none of whose queues runs here any more (not one
 	// restarting) leaves this node's metrics.
 	for _, r := range stopping {
-		e.m.leave(r.q.dest.ID, r.q.sh.k)
 		if !e.runsHere(r.q.dest.ID) {
 			e.m.forget(r.q.dest.ID)
 		}

@@ -81,7 +81,6 @@ type queueMetrics struct {
 	requests prometheus.Observer
 	latency  prometheus.Observer
 	lag      prometheus.Gauge
-	breaker  prometheus.Gauge
 	// expiredMessages counts processed messages lost to retention.
 	expiredMessages prometheus.Counter
 	counters        map[string]prometheus.Counter
@@ -92,7 +91,6 @@ func (m *metrics) forDestination(dest string, shard int) *queueMetrics {
 		requests:        m.requests.WithLabelValues(dest),
 		latency:         m.latency.WithLabelValues(dest),
 		lag:             m.lag.WithLabelValues(dest),
-		breaker:         m.breaker.WithLabelValues(dest),
 		expiredMessages: m.expired.WithLabelValues(dest),
 		counters:        make(map[string]prometheus.Counter),
 	}

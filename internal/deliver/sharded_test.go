@@ -269,9 +269,30 @@ func TestReenabledDestination(t *testing.T) {
 	h.publish(t, 0, 50)
 	h.waitAll(t, 50)
 
+	// held waits until the shards' leases are held (or none is): a lease
+	// is released only after its queue stopped and stored its position.
+	held := func(want bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			n := 0
+			for k := range 2 {
+				for _, nd := range []*leasedNode{a, b} {
+					if nd.group.Holds(fmt.Sprintf("deliver/hook/%d-of-2", k)) {
+						n++
+					}
+				}
+			}
+			if want && n == 2 || !want && n == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d shard leases held, want %v", n, want)
+			}
+		}
+	}
 	h.set(2, 2, false)
-	time.Sleep(time.Second) // both nodes have stopped the queues
-	h.publish(t, 50, 100)   // while disabled: never sent
+	held(false)           // both nodes have stopped the queues
+	h.publish(t, 50, 100) // while disabled: never sent
 	time.Sleep(200 * time.Millisecond)
 	// What the config repository does in the transaction that enables
 	// the destination again; the engines themselves reset nothing.
@@ -279,9 +300,15 @@ func TestReenabledDestination(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.set(3, 2, true)
-	time.Sleep(1500 * time.Millisecond) // the late node has seen it too
+	held(true)
+	for deadline := time.Now().Add(5 * time.Second); !h.late.Load().Destinations[0].Enabled; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the late node never saw the destination enabled")
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the late node has reconciled
 	if keys := h.positions(t); fmt.Sprint(keys) != "[hook/0-of-2 hook/1-of-2]" {
-		t.Errorf("positions after the late node's reset: %v, want both shards'", keys)
+		t.Errorf("positions once both nodes saw the re-enable: %v, want both shards'", keys)
 	}
 	h.publish(t, 100, 150)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -298,7 +325,6 @@ func TestReenabledDestination(t *testing.T) {
 	h.waitAll(t, 100)
 	time.Sleep(300 * time.Millisecond)
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	for id, n := range h.got {
 		var i int
 		fmt.Sscanf(id, "m%d", &i)
@@ -307,6 +333,19 @@ func TestReenabledDestination(t *testing.T) {
 		}
 		if n != 1 {
 			t.Errorf("%s delivered %d times", id, n)
+		}
+	}
+	h.mu.Unlock()
+
+	// Deleted: once its queues have stopped, none of its state is left
+	// (the store has no destination of that id).
+	gone := config.NewWorkspace(4, config.Settings{}, []config.Source{{ID: "web", WriteKey: "k"}}, nil)
+	h.ws.Store(gone)
+	h.late.Store(gone)
+	held(false)
+	for deadline := time.Now().Add(5 * time.Second); len(h.positions(t)) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("positions of a deleted destination: %v", h.positions(t))
 		}
 	}
 }

@@ -62,5 +62,18 @@ func TestForgetDelivery(t *testing.T) {
 		if got, want := state(), "[d1x d1x/0-of-2 d1x/1-of-2] jobs [d1 d1x]"; got != want {
 			t.Errorf("after deleting d1_: %s, want %s", got, want)
 		}
+
+		// After a deletion, only the state of a destination that does not
+		// exist (again) goes.
+		exec(`INSERT INTO destinations (id, name, type, enabled, settings, filters, delivery, origin, created_at, updated_at)
+VALUES ('d1x', '', 'webhook', TRUE, '{}', '[]', '{}', 'api', 0, 0)`)
+		for _, dest := range []string{"d1", "d1x"} {
+			if err := db.ForgetDeleted(ctx, dest); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, want := state(), "[d1x d1x/0-of-2 d1x/1-of-2] jobs [d1x]"; got != want {
+			t.Errorf("after ForgetDeleted of d1 (gone) and d1x (exists): %s, want %s", got, want)
+		}
 	})
 }
