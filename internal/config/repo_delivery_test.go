@@ -221,13 +221,13 @@ func TestRepoResetsDeliveryState(t *testing.T) {
 
 		stored()
 		d.Name = "Renamed"
-		d = mustUpdate(t, repo, d)
+		d = mustUpdateDestination(t, repo, d)
 		check("renamed", 2, 1)
 		d.Enabled = false
-		d = mustUpdate(t, repo, d)
+		d = mustUpdateDestination(t, repo, d)
 		check("disabled", 2, 1)
 		d.Enabled = true
-		d = mustUpdate(t, repo, d)
+		d = mustUpdateDestination(t, repo, d)
 		check("enabled again: the positions go, the retries stay", 0, 1)
 
 		stored()
@@ -236,13 +236,4 @@ func TestRepoResetsDeliveryState(t *testing.T) {
 		}
 		check("deleted", 0, 0)
 	})
-}
-
-func mustUpdate(t *testing.T, repo *config.Repo, d config.Destination) config.Destination {
-	t.Helper()
-	out, err := repo.UpdateDestination(t.Context(), d)
-	if err != nil {
-		t.Fatalf("UpdateDestination(%s): %v", d.ID, err)
-	}
-	return out
 }

@@ -49,6 +49,15 @@ func mustCreateDestination(t *testing.T, repo *config.Repo, d config.Destination
 	return got
 }
 
+func mustUpdateDestination(t *testing.T, repo *config.Repo, d config.Destination) config.Destination {
+	t.Helper()
+	got, err := repo.UpdateDestination(t.Context(), d)
+	if err != nil {
+		t.Fatalf("UpdateDestination(%s): %v", d.ID, err)
+	}
+	return got
+}
+
 func mustGetSource(t *testing.T, repo *config.Repo, id string) config.Source {
 	t.Helper()
 	s, err := repo.GetSource(t.Context(), id)
