@@ -161,15 +161,25 @@ func jetStreamReady(url string) bool {
 	return err == nil
 }
 
-// receiver is the webhook: it counts each messageId it gets, and keeps
-// when its last delivery came.
+// receiver is the webhook: it counts each messageId it gets, keeps when
+// its last delivery came, and the most requests it had open at once.
 type receiver struct {
-	mu   sync.Mutex
-	got  map[string]int
-	last time.Time
+	mu        sync.Mutex
+	got       map[string]int
+	last      time.Time
+	open, top int
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	r.open++
+	r.top = max(r.top, r.open)
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.open--
+		r.mu.Unlock()
+	}()
 	body, _ := io.ReadAll(req.Body)
 	var evs []struct {
 		MessageID string `json:"messageId"`
@@ -178,12 +188,20 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(400)
 		return
 	}
+	time.Sleep(time.Millisecond) // long enough for requests to overlap
 	r.mu.Lock()
 	for _, e := range evs {
 		r.got[e.MessageID]++
 	}
 	r.last = time.Now()
 	r.mu.Unlock()
+}
+
+// maxOpen is the most requests the receiver had open at once.
+func (r *receiver) maxOpen() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.top
 }
 
 func (r *receiver) lastDelivery() time.Time {
@@ -412,9 +430,14 @@ func TestClusterSurvivesKills(t *testing.T) {
 			delivering = append(delivering, i)
 		}
 	}
-	t.Logf("nodes that delivered for the destination: %v", delivering)
+	t.Logf("nodes that delivered for the destination: %v; most requests open at once: %d", delivering, rcv.maxOpen())
 	if len(delivering) < 2 {
 		t.Errorf("nodes %v delivered for the destination of three shards: want several", delivering)
+	}
+	// Its concurrency (8) holds across the nodes: the shards' shares add
+	// up to it.
+	if n := rcv.maxOpen(); n > 8 {
+		t.Errorf("%d requests open at once at the receiver: more than the destination's concurrency 8", n)
 	}
 	// What a killed node had in flight (8 requests of 20) and delivered in
 	// its last 250 ms (its positions are stored every 250 ms) may be sent
