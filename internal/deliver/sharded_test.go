@@ -42,7 +42,9 @@ type shardedHook struct {
 	now, top int
 }
 
-func newShardedHook(t *testing.T) *shardedHook {
+// newShardedHook starts the receiver; the destination has shards shards,
+// seen by both views at once.
+func newShardedHook(t *testing.T, shards int) *shardedHook {
 	h := &shardedHook{log: streamtest.New(t), db: storetest.SQLite(t), got: map[string]int{}, failed: map[string]bool{}, byNode: map[string]int{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -71,8 +73,9 @@ func newShardedHook(t *testing.T) *shardedHook {
 	}))
 	t.Cleanup(srv.Close)
 	h.url = srv.URL
-	h.setShards(1, 4)
-	h.late.Store(h.ws.Load())
+	ws := h.workspace(1, shards, true)
+	h.ws.Store(ws)
+	h.late.Store(ws)
 	return h
 }
 
@@ -83,12 +86,24 @@ func (h *shardedHook) setShards(version int64, n int) { h.set(version, n, true) 
 // set publishes a workspace of the given version in which the destination,
 // changed now, has n shards, a concurrency of 4, and is enabled or not.
 func (h *shardedHook) set(version int64, n int, enabled bool) {
+	ws := h.workspace(version, n, enabled)
+	h.ws.Store(ws)
+	time.AfterFunc(500*time.Millisecond, func() {
+		// Never back to an older version, whatever order timers fire in.
+		for {
+			cur := h.late.Load()
+			if cur.Version >= ws.Version || h.late.CompareAndSwap(cur, ws) {
+				return
+			}
+		}
+	})
+}
+
+func (h *shardedHook) workspace(version int64, n int, enabled bool) *config.Workspace {
 	d := config.Destination{ID: "hook", Type: "webhook", Enabled: enabled, Sources: []string{"web"},
 		Settings: map[string]any{"url": h.url, "timeout": "2s"},
 		Delivery: config.DeliveryOptions{Concurrency: 4, Shards: n}, UpdatedAt: time.Now()}
-	ws := config.NewWorkspace(version, config.Settings{}, []config.Source{{ID: "web", WriteKey: "k"}}, []config.Destination{d})
-	h.ws.Store(ws)
-	time.AfterFunc(500*time.Millisecond, func() { h.late.Store(ws) })
+	return config.NewWorkspace(version, config.Settings{}, []config.Source{{ID: "web", WriteKey: "k"}}, []config.Destination{d})
 }
 
 // positions returns the stored position keys, sorted.
@@ -156,7 +171,7 @@ func (n nodeHeader) RoundTrip(r *http.Request) (*http.Response, error) {
 // after the other, and a node leaves: still every event once, and the old
 // counts' positions are gone once passed.
 func TestShardedDestination(t *testing.T) {
-	h := newShardedHook(t)
+	h := newShardedHook(t, 4)
 	start := func(id string, view func() *config.Workspace) *leasedNode {
 		return startLeased(t, h.log, id, deliver.Options{DB: h.db, Workspace: view,
 			HTTP:     &http.Client{Transport: nodeHeader{id, http.DefaultTransport}},
@@ -255,9 +270,7 @@ func TestShardedDestination(t *testing.T) {
 // after is sent once, and the late node does not delete the positions
 // the new queues stored (the reset is the config change's, done once).
 func TestReenabledDestination(t *testing.T) {
-	h := newShardedHook(t)
-	h.set(1, 2, true)
-	h.late.Store(h.ws.Load())
+	h := newShardedHook(t, 2)
 	start := func(id string, view func() *config.Workspace) *leasedNode {
 		return startLeased(t, h.log, id, deliver.Options{DB: h.db, Workspace: view,
 			Registry: deliver.NewRegistry(webhook.Type), ConfigPoll: 20 * time.Millisecond,
