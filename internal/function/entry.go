@@ -112,7 +112,7 @@ func (r *Runner) Deliver(ctx context.Context, p *Program, events []EventIn) Deli
 		c, out := r.invoke(ctx, p, "onBatch", func(v *vm) ([]goja.Value, error) {
 			arr := make([]any, len(events))
 			for i, e := range events {
-				val, err := v.parse(goja.Undefined(), v.rt.ToValue(string(e.JSON)))
+				val, err := v.lazyValue(string(e.JSON))
 				if err != nil {
 					return nil, fmt.Errorf("event %d is not JSON: %w", i, err)
 				}
@@ -152,7 +152,7 @@ func (r *Runner) Deliver(ctx context.Context, p *Program, events []EventIn) Deli
 
 func eventArgs(e EventIn) func(v *vm) ([]goja.Value, error) {
 	return func(v *vm) ([]goja.Value, error) {
-		val, err := v.parse(goja.Undefined(), v.rt.ToValue(string(e.JSON)))
+		val, err := v.lazyValue(string(e.JSON))
 		if err != nil {
 			return nil, fmt.Errorf("the event is not JSON: %w", err)
 		}

@@ -574,6 +574,12 @@ func (w *jsonWriter) property(holder *goja.Object, key string, val goja.Value) b
 		if _, callable := goja.AssertFunction(obj); callable {
 			return false
 		}
+		if obj.ExportType() == lazyType && w.gap == "" && w.replacer == nil && !w.hasProps {
+			w.push(obj)
+			obj.Export().(*lazyObject).write(w)
+			w.pop()
+			break
+		}
 		w.push(obj)
 		if w.v.isArray(obj) {
 			w.array(obj)
