@@ -120,41 +120,53 @@ func (p *jsonParser) object() (goja.Value, error) {
 		return nil, err
 	}
 	defer func() { p.depth-- }()
-	p.i++ // {
 	// The object is filled without a prototype, then given
 	// Object.prototype: setting its properties is cheaper so (no setter to
 	// look for up the chain), and __proto__ is a data property, as
 	// JSON.parse makes it.
 	obj := p.rt.CreateObject(nil)
+	err := p.members(func(key string) error {
+		val, err := p.value()
+		if err != nil {
+			return err
+		}
+		return obj.Set(key, val)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return obj, obj.SetPrototype(p.proto)
+}
+
+// members reads the object at p.i, calling member with each key when p
+// is at its value; member reads the value (or moves past it).
+func (p *jsonParser) members(member func(key string) error) error {
+	p.i++ // {
 	p.space()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
 		p.i++
-		return obj, obj.SetPrototype(p.proto)
+		return nil
 	}
 	for {
 		if p.i >= len(p.s) || p.s[p.i] != '"' {
-			return nil, p.unexpected()
+			return p.unexpected()
 		}
 		key, err := p.key()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.space()
 		if p.i >= len(p.s) || p.s[p.i] != ':' {
-			return nil, p.unexpected()
+			return p.unexpected()
 		}
 		p.i++
 		p.space()
-		val, err := p.value()
-		if err != nil {
-			return nil, err
-		}
-		if err := obj.Set(key, val); err != nil {
-			return nil, err
+		if err := member(key); err != nil {
+			return err
 		}
 		p.space()
 		if p.i >= len(p.s) {
-			return nil, p.unexpected()
+			return p.unexpected()
 		}
 		switch p.s[p.i] {
 		case ',':
@@ -162,9 +174,9 @@ func (p *jsonParser) object() (goja.Value, error) {
 			p.space()
 		case '}':
 			p.i++
-			return obj, obj.SetPrototype(p.proto)
+			return nil
 		default:
-			return nil, p.unexpected()
+			return p.unexpected()
 		}
 	}
 }

@@ -2,6 +2,7 @@ package function
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"slices"
 	"unicode/utf8"
@@ -53,66 +54,36 @@ func (v *vm) lazyValue(s string) (goja.Value, error) {
 // newLazy scans the top level of object s; false when s is not one
 // whole JSON object (the eager parser then says what is wrong).
 func (v *vm) newLazy(s string) (*lazyObject, bool) {
-	l := &lazyObject{v: v, spans: map[string]span{}}
+	l := &lazyObject{v: v, raw: s, spans: map[string]span{}}
 	p := jsonParser{rt: v.rt, s: s}
-	p.i++ // {
-	p.space()
-	if p.i < len(s) && s[p.i] == '}' {
-		p.i++
-	} else {
-		for {
-			if p.i >= len(s) || s[p.i] != '"' {
-				return nil, false
-			}
-			key, err := p.key()
-			if err != nil {
-				return nil, false
-			}
-			if !utf8.ValidString(key) {
-				key = string([]rune(key)) // as JavaScript reads it: U+FFFD for each bad byte
-				l.deleted = true          // and written so
-			}
-			p.space()
-			if p.i >= len(s) || s[p.i] != ':' {
-				return nil, false
-			}
-			p.i++
-			p.space()
-			start := p.i
-			if !skipValue(&p) {
-				return nil, false
-			}
-			if _, dup := l.spans[key]; !dup {
-				l.keys = append(l.keys, key)
-			} else {
-				l.deleted = true // written again without the duplicate
-			}
-			l.spans[key] = span{start, p.i} // the last of duplicates wins, as in JSON.parse
-			p.space()
-			if p.i >= len(s) {
-				return nil, false
-			}
-			if s[p.i] == '}' {
-				p.i++
-				break
-			}
-			if s[p.i] != ',' {
-				return nil, false
-			}
-			p.i++
-			p.space()
+	err := p.members(func(key string) error {
+		if !utf8.ValidString(key) {
+			key = string([]rune(key)) // as JavaScript reads it: U+FFFD for each bad byte
+			l.deleted = true          // and written so
 		}
-	}
-	p.space()
-	if p.i != len(s) {
+		start := p.i
+		if !skipValue(&p) {
+			return errNoValue
+		}
+		if _, dup := l.spans[key]; !dup {
+			l.keys = append(l.keys, key)
+		} else {
+			l.deleted = true // written again without the duplicate
+		}
+		l.spans[key] = span{start, p.i} // the last of duplicates wins, as in JSON.parse
+		return nil
+	})
+	if p.space(); err != nil || p.i != len(s) {
 		return nil, false
 	}
-	l.raw = s
 	if orderKeys(l.keys) {
 		l.deleted = true // written again in JavaScript's order
 	}
 	return l, true
 }
+
+// errNoValue is a member without a value, for newLazy.
+var errNoValue = errors.New("no JSON value")
 
 // orderKeys puts keys in the order JavaScript gives an object's own
 // keys: array indexes ascending, then the others as they were added. It
