@@ -191,7 +191,7 @@ func (e *Engine) serveQueue(w http.ResponseWriter, r *http.Request) {
 	if len(here) == 0 {
 		for _, d := range e.opts.Workspace().Destinations {
 			if d.ID == id && d.Enabled {
-				n = len(shardsOf(&d))
+				n = shardCount(&d)
 			}
 		}
 	}

@@ -354,7 +354,7 @@ func (g *layoutGate) free(dest string, n int) bool {
 	current := 0
 	for i := range g.ws.Destinations {
 		if d := &g.ws.Destinations[i]; d.ID == dest && d.Enabled {
-			current = len(shardsOf(d))
+			current = shardCount(d)
 		}
 	}
 	if current != n {

@@ -100,7 +100,7 @@ func (e *Engine) Prime(ctx context.Context) error {
 			}
 			read = true
 		}
-		if err := e.jobs.initShards(ctx, d.ID, len(shardsOf(&d)), last, e.clock.Now()); err != nil {
+		if err := e.jobs.initShards(ctx, d.ID, shardCount(&d), last, e.clock.Now()); err != nil {
 			return err
 		}
 	}

@@ -176,10 +176,7 @@ func (s *jobStore) settleShards(ctx context.Context, dest string, n int, old []s
 		if err != nil {
 			return err
 		}
-		in := &inherited{from: old}
-		for _, r := range old {
-			in.until = max(in.until, r.last())
-		}
+		in := newInherited(old, n)
 		if len(in.from) == 0 {
 			return nil
 		}

@@ -15,9 +15,12 @@ import (
 // one shard is the destination's whole queue.
 type shard struct{ k, n int }
 
+// shardCount is how many shards a destination's queue has.
+func shardCount(d *config.Destination) int { return max(1, d.Delivery.Shards) }
+
 // shardsOf returns the shards of a destination's queue.
 func shardsOf(d *config.Destination) []shard {
-	n := max(1, d.Delivery.Shards)
+	n := shardCount(d)
 	out := make([]shard, n)
 	for k := range out {
 		out[k] = shard{k, n}

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confluxcdp/conflux/internal/server/servertest"
 	"github.com/confluxcdp/conflux/internal/store/storetest"
 	"github.com/confluxcdp/conflux/internal/testenv"
 	"github.com/nats-io/nats.go"
@@ -265,21 +266,8 @@ destinations:
 // since it started, from its metrics.
 func delivered(t *testing.T, addr string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatalf("metrics of %s: %v", addr, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var sum float64
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "conflux_deliver_events_total{") && strings.Contains(line, `destination="hook"`) && strings.Contains(line, `outcome="delivered"`) {
-			var v float64
-			fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v)
-			sum += v
-		}
-	}
-	return sum
+	v, _ := servertest.Metric(t, "http://"+addr, `conflux_deliver_events_total{destination="hook",outcome="delivered"}`)
+	return v
 }
 
 func (r *receiver) count(id string) int {
